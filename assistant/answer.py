@@ -1,0 +1,125 @@
+"""Passages → Answer with citations.
+
+The default answerer is extractive: it quotes the one to three sentences of the
+retrieved passages that best answer the question, each followed by `[n]`. Any
+answerer (a chat model later) implements `Answerer`; `check_citations` then holds
+every answer to the citation contract: each `[n]` maps to a retrieved passage,
+each quote occurs verbatim in its stored article, and a refusal cites nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .chunking import sentence_spans
+from .embeddings import MiniLM
+from .schema import Answer, Citation, Hit
+
+NOT_COVERED = "The articles I have don't cover this."
+MAX_SENTENCES = 3
+MIN_WORDS = 4  # shorter "sentences" are headings or fragments, not answers
+
+_WORD = re.compile(r"\w+(?:[.,']\w+)*")
+_STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been
+being do does did has have had what which who whom whose when where why how much many this that these
+those it its he she they them his her their there here about into over than then so not no yes can could
+would should will shall may might must i you we our your my me us said say says""".split())
+_QUANTITY = re.compile(r"\b(how (much|many|long|far|old|large|big)|what (percentage|share|number|amount|year|date)|"
+                       r"when|which year|by how)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d")
+
+
+class Answerer(Protocol):
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer: ...
+
+
+def refusal(hits: Sequence[Hit] = (), notice: str = "") -> Answer:
+    return Answer(text=NOT_COVERED, refused=True, citations=(), hits=tuple(hits), notice=notice)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOPWORDS}
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    hit: Hit
+    start: int  # offsets within the chunk text
+    end: int
+    score: float
+
+    @property
+    def text(self) -> str:
+        return self.hit.chunk.text[self.start:self.end]
+
+
+class ExtractiveAnswerer:
+    """Quotes the sentences that best answer the question; no language model."""
+
+    def __init__(self, embedder: MiniLM, margin: float = 0.08):
+        self.embedder = embedder
+        self.margin = margin  # extra sentences must score within this of the best
+
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+        candidates = self._score(question, hits)
+        if not candidates:
+            return refusal(hits)
+        best = max(candidates, key=lambda c: c.score)
+        chosen = [c for c in sorted(candidates, key=lambda c: -c.score)
+                  if c.score >= best.score - self.margin][:MAX_SENTENCES]
+
+        numbers: dict[str, int] = {}  # chunk_id → citation number, in order of first use
+        parts = []
+        for cand in chosen:
+            n = numbers.setdefault(cand.hit.chunk.chunk_id, len(numbers) + 1)
+            parts.append(f"{' '.join(cand.text.split())} [{n}]")
+        citations = []
+        for chunk_id, n in numbers.items():
+            spans = [c for c in chosen if c.hit.chunk.chunk_id == chunk_id]
+            hit = spans[0].hit
+            start, end = min(c.start for c in spans), max(c.end for c in spans)
+            citations.append(Citation(n=n, hit=hit, quote=hit.chunk.text[start:end]))
+        return Answer(text=" ".join(parts), refused=False, citations=tuple(citations), hits=tuple(hits))
+
+    def _score(self, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
+        """Every sentence of every passage, scored: meaning (cosine), the question's own
+        words, and — for how-much/when questions — whether it holds a number."""
+        spans = [(hit, s, e) for hit in hits for s, e in sentence_spans(hit.chunk.text)
+                 if len(hit.chunk.text[s:e].split()) >= MIN_WORDS]
+        if not spans:
+            return []
+        texts = [hit.chunk.text[s:e] for hit, s, e in spans]
+        vectors = self.embedder.encode([question] + texts)
+        cosine = vectors[1:] @ vectors[0]
+        asked = content_words(question)
+        wants_number = bool(_QUANTITY.search(question))
+        out = []
+        for (hit, s, e), text, cos in zip(spans, texts, cosine):
+            overlap = len(asked & content_words(text)) / len(asked) if asked else 0.0
+            number = 0.1 if wants_number and _NUMBER.search(text) else 0.0
+            out.append(_Candidate(hit, s, e, float(cos) + 0.3 * overlap + number - 0.02 * (hit.rank - 1)))
+        return out
+
+
+def check_citations(answer: Answer, article_text: Callable[[str], str | None]) -> Answer:
+    """Enforce the citation contract; drop any citation that breaks it.
+
+    `article_text(article_id)` returns the stored article (None when missing)."""
+    if answer.refused:
+        return replace(answer, citations=())
+    retrieved = {h.chunk.chunk_id for h in answer.hits}
+    kept = []
+    for citation in answer.citations:
+        text = article_text(citation.hit.chunk.article_id)
+        if citation.hit.chunk.chunk_id in retrieved and text is not None and citation.quote in text:
+            kept.append(citation)
+    valid = {c.n for c in kept}
+    body = re.sub(r"\s?\[(\d+)\]", lambda m: m.group(0) if int(m.group(1)) in valid else "", answer.text)
+    dropped = {"dropped_citations": len(answer.citations) - len(kept)}
+    if not kept:
+        return replace(refusal(answer.hits), extra=dropped)
+    return replace(answer, text=body, citations=tuple(kept), extra={**answer.extra, **dropped})

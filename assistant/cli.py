@@ -1,0 +1,173 @@
+"""`python -m assistant ingest|status|search|ask|eval`: a stable contract for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .config import Settings, load_settings
+from .errors import AssistantError
+
+
+def main(argv: list[str] | None = None, env=None) -> int:
+    args = _parser().parse_args(argv)
+    import os
+    settings = load_settings(os.environ if env is None else env).with_(
+        corpus_dir=getattr(args, "corpus", None), index_dir=args.index)
+    try:
+        return args.run(args, settings)
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name, run, help):
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--index", type=Path, help="index folder (default: $ASSISTANT_INDEX or index/)")
+        p.set_defaults(run=run)
+        return p
+
+    p = command("ingest", _ingest, "make the index match the corpus folder")
+    p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = command("status", _status, "what the index holds")
+    p.add_argument("--json", action="store_true")
+
+    for name, run, help in (("search", _search, "ranked passages for a question"),
+                            ("ask", _ask, "a cited answer to a question")):
+        p = command(name, run, help)
+        p.add_argument("question", nargs="?", help="the question (or use --questions)")
+        p.add_argument("--questions", type=Path, help="a .jsonl file of questions; prints one JSON line each")
+        p.add_argument("--json", action="store_true")
+        _filter_args(p)
+        if name == "search":
+            p.add_argument("-k", type=int, default=None, help="how many passages (default 5)")
+
+    p = command("eval", _eval, "retrieval and answer scores on a question set")
+    p.add_argument("--questions", type=Path, required=True)
+    p.add_argument("-k", type=int, default=None, help="passages given to the answerer (default 5)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--failures", type=Path, help="write per-question records of misses here (.jsonl)")
+    return parser
+
+
+def _filter_args(p):
+    p.add_argument("--source", action="append", default=[], help="only this outlet (repeatable)")
+    p.add_argument("--since", default="", help="only articles dated on or after YYYY-MM-DD")
+    p.add_argument("--until", default="", help="only articles dated on or before YYYY-MM-DD")
+
+
+def _filters(args):
+    from .retrieve import Filters
+    return Filters(sources=tuple(args.source), since=args.since, until=args.until)
+
+
+def _ingest(args, settings: Settings) -> int:
+    from .embeddings import MiniLM
+    from .index import open_store
+    from .ingest import sync
+
+    embedder = MiniLM(threads=None)  # a batch job: let torch use every core
+    store = open_store(settings.index_dir, embedder)
+    report = sync(settings.corpus_dir, store, embedder, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def _status(args, settings: Settings) -> int:
+    from .embeddings import MiniLM
+    from .index import open_store
+
+    store = open_store(settings.index_dir, MiniLM(), create=False)
+    articles = store.stored_articles()
+    status = {"articles": len(articles), "chunks": store.chunk_count(),
+              "by_article": {a.article_id: a.chunks for a in articles.values()}}
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+    else:
+        print(f"{status['articles']} articles, {status['chunks']} chunks in {settings.index_dir}/")
+    return 0
+
+
+def _questions(args):
+    """(id, question, history, filters) for the single question or each line of --questions."""
+    from .evaluate import read_questions, with_context
+
+    if bool(args.question) == bool(args.questions):
+        raise AssistantError("give a question or --questions FILE (not both)")
+    if args.question:
+        return [(None, args.question, [], _filters(args))]
+    given = _filters(args)
+    return [(q.id, q.question, history, replace(given, until=given.until or dated.until))
+            for q, history, dated in with_context(read_questions(args.questions))]
+
+
+def _search(args, settings: Settings) -> int:
+    from .service import build_assistant, hit_to_dict
+
+    assistant = build_assistant(settings)
+    for qid, question, history, filters in _questions(args):
+        hits = [hit_to_dict(h) for h in assistant.search(question, history, filters, k=args.k)]
+        if args.questions:
+            print(json.dumps({"id": qid, "question": question, "passages": hits}, ensure_ascii=False))
+        elif args.json:
+            print(json.dumps(hits, ensure_ascii=False, indent=1))
+        else:
+            for h in hits:
+                print(f"{h['rank']}. [{h['score']:.4f} sim {h['similarity']:.3f}] {h['title']} ({h['source']}, {h['date']})")
+                print("   " + " ".join(h["text"].split())[:300])
+    return 0
+
+
+def _ask(args, settings: Settings) -> int:
+    from .service import answer_to_dict, build_assistant
+
+    assistant = build_assistant(settings)
+    for qid, question, history, filters in _questions(args):
+        result = answer_to_dict(assistant.ask(question, history, filters))
+        if args.questions:
+            print(json.dumps({"id": qid, "question": question, **result}, ensure_ascii=False))
+        elif args.json:
+            print(json.dumps(result, ensure_ascii=False, indent=1))
+        else:
+            print(result["answer"])
+            for c in result["citations"]:
+                print(f"\n[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'undated'} {c['url']}")
+                print("    “" + " ".join(c["quote"].split()) + "”")
+    return 0
+
+
+def _eval(args, settings: Settings) -> int:
+    from .evaluate import Scores, read_questions, score_question, with_context
+    from .service import build_assistant
+
+    assistant = build_assistant(settings.with_(top_k=args.k))
+    scores, records = Scores(), []
+    for q, history, filters in with_context(read_questions(args.questions)):
+        ranked = assistant.search(q.question, history, filters, k=max(10, assistant.settings.top_k))
+        answer = assistant.respond(q.question, ranked[:assistant.settings.top_k], filters)
+        records.append(score_question(scores, q, ranked, answer, assistant.store.article_text))
+    table = scores.table()
+    if args.failures:
+        misses = [r for r in records if r.get("rank") is None and r["type"] != "unanswerable"
+                  or r.get("gold_in_answer") is False
+                  or (r["type"] == "unanswerable") != r["refused"]]
+        args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in misses), encoding="utf-8")
+    if args.json:
+        print(json.dumps(table, indent=1))
+    else:
+        width = max(map(len, table))
+        for key, value in table.items():
+            print(f"{key:<{width}}  {value}")
+    return 0

@@ -1,0 +1,51 @@
+"""Settings: one frozen dataclass, built once at the edge from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    host: str = "127.0.0.1"
+    port: int = 7860
+    top_k: int = 5
+    # Below this dense cosine similarity of the best passage the assistant refuses.
+    # Set from the score distributions of answerable vs unanswerable questions (README).
+    min_similarity: float = 0.35
+    torch_threads: int = 1
+    max_question_chars: int = 2000
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with the given fields changed; `None` values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Read `ASSISTANT_*` variables; unknown or empty ones fall back to defaults."""
+    defaults = Settings()
+
+    def get(name, cast, default):
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return cast(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
+
+    return Settings(
+        corpus_dir=get("ASSISTANT_CORPUS", Path, defaults.corpus_dir),
+        index_dir=get("ASSISTANT_INDEX", Path, defaults.index_dir),
+        host=get("ASSISTANT_HOST", str, defaults.host),
+        port=get("ASSISTANT_PORT", int, defaults.port),
+        top_k=get("ASSISTANT_TOP_K", int, defaults.top_k),
+        min_similarity=get("ASSISTANT_MIN_SIMILARITY", float, defaults.min_similarity),
+        torch_threads=get("ASSISTANT_TORCH_THREADS", int, defaults.torch_threads),
+        max_question_chars=get("ASSISTANT_MAX_QUESTION_CHARS", int, defaults.max_question_chars),
+    )

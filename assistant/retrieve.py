@@ -1,0 +1,128 @@
+"""Question → ranked passages: dense search in Chroma and BM25 over the same
+chunks, fused by reciprocal rank. Filters (source, date range) apply to both.
+
+The BM25 index is derived from Chroma's chunks (never stored separately), so it
+cannot diverge from the vectors; `refresh()` rebuilds it after an ingest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embeddings import MiniLM
+from .index import Store, date_number
+from .schema import Chunk, Hit
+
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
+CANDIDATES = 50  # per ranking, before fusion
+
+
+@dataclass(frozen=True)
+class Filters:
+    sources: tuple[str, ...] = ()
+    since: str = ""  # ISO date, inclusive
+    until: str = ""  # ISO date, inclusive
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+    def where(self) -> dict | None:
+        """The same filter as a Chroma `where` clause."""
+        clauses = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        if self.since:
+            clauses.append({"date_num": {"$gte": date_number(self.since)}})
+        if self.until:
+            # Articles of unknown date (0) stay in: excluding them would hide undated papers.
+            clauses.append({"$or": [{"date_num": {"$lte": date_number(self.until)}}, {"date_num": 0}]})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def admits(self, chunk: Chunk) -> bool:
+        if self.sources and chunk.source not in self.sources:
+            return False
+        day = date_number(chunk.date)
+        if self.since and day < date_number(self.since):
+            return False
+        if self.until and day and day > date_number(self.until):
+            return False
+        return True
+
+
+class Lexical:
+    """BM25 over the chunks' title + text (bm25s)."""
+
+    def __init__(self, chunks: list[Chunk]):
+        import bm25s
+        from bm25s.tokenization import Tokenizer
+
+        self.chunks = chunks
+        self.tokenizer = Tokenizer(stopwords="en")
+        self.bm25 = bm25s.BM25()
+        if chunks:
+            ids = self.tokenizer.tokenize([f"{c.title}\n{c.text}" for c in chunks],
+                                          return_as="ids", show_progress=False)
+            self.bm25.index(ids, show_progress=False)
+
+    def search(self, query: str, n: int, filters: Filters) -> list[tuple[Chunk, float]]:
+        if not self.chunks:
+            return []
+        ids = self.tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
+        mask = np.array([filters.admits(c) for c in self.chunks], dtype=np.float32) if filters else None
+        docs, scores = self.bm25.retrieve(ids, k=min(n, len(self.chunks)), show_progress=False,
+                                          weight_mask=mask)
+        return [(self.chunks[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+class Retriever:
+    def __init__(self, store: Store, embedder: MiniLM):
+        self.store = store
+        self.embedder = embedder
+        self.lexical = Lexical(store.all_chunks())
+
+    def refresh(self) -> None:
+        """Rebuild the lexical index from the store (after an ingest)."""
+        self.lexical = Lexical(self.store.all_chunks())
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.lexical.chunks)
+
+    def search(self, query: str, k: int = 5, filters: Filters = Filters()) -> list[Hit]:
+        """The `k` best passages for `query`, best first, fused from both rankings."""
+        vector = self.embedder.encode([query])[0]
+        dense = self.store.query(vector, CANDIDATES, filters.where())
+        lexical = self.lexical.search(query, CANDIDATES, filters)
+
+        fused: dict[str, float] = {}
+        chunks: dict[str, Chunk] = {}
+        similarity = {c.chunk_id: sim for c, sim in dense}
+        for ranking in (dense, lexical):
+            for rank, (chunk, _) in enumerate(ranking):
+                fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+                chunks[chunk.chunk_id] = chunk
+        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        missing = [cid for cid in best if cid not in similarity]
+        for cid, vec in self.store.vectors(missing).items():
+            similarity[cid] = float(np.dot(vector, vec))
+        return [Hit(chunk=chunks[cid], score=fused[cid], similarity=similarity[cid], rank=i + 1)
+                for i, cid in enumerate(best)]
+
+
+_PRONOUN = re.compile(r"\b(he|she|it|they|him|her|his|hers|its|their|them|this|that|these|those|"
+                      r"the same|there)\b", re.IGNORECASE)
+
+
+def contextualize(question: str, history: list[str]) -> str:
+    """The retrieval query for a follow-up: without a language model, carry the previous
+    question along when this one leans on it (a pronoun or a very short question)."""
+    if not history:
+        return question
+    if _PRONOUN.search(question) or len(question.split()) <= 4:
+        return f"{history[-1]} {question}"
+    return question

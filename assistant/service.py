@@ -1,0 +1,86 @@
+"""The assistant: question (+ chat history, filters) → retrieval → Answer.
+
+Built once at the edge from `Settings` by `build_assistant`; the CLI, the UI and
+tests all talk to this one object. `*_to_dict` give the stable JSON shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .answer import Answerer, ExtractiveAnswerer, check_citations, refusal
+from .config import Settings
+from .embeddings import MiniLM
+from .errors import BadQuestion
+from .index import Store, open_store
+from .retrieve import Filters, Retriever, contextualize
+from .schema import Answer, Hit
+
+
+@dataclass
+class Assistant:
+    settings: Settings
+    store: Store
+    retriever: Retriever
+    answerer: Answerer
+
+    def check_question(self, question: str) -> str:
+        question = " ".join((question or "").split())  # folds newlines and tabs
+        question = "".join(ch for ch in question if ch.isprintable())
+        if not question:
+            raise BadQuestion("Please type a question.")
+        if len(question) > self.settings.max_question_chars:
+            raise BadQuestion(f"That question is {len(question):,} characters long; please keep it under "
+                              f"{self.settings.max_question_chars:,}.")
+        return question
+
+    def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
+               k: int | None = None) -> list[Hit]:
+        question = self.check_question(question)
+        query = contextualize(question, list(history))
+        return self.retriever.search(query, k or self.settings.top_k, filters)
+
+    def ask(self, question: str, history: Sequence[str] = (), filters: Filters = Filters()) -> Answer:
+        """Answer `question`; `history` holds the earlier questions of the same chat."""
+        return self.respond(question, self.search(question, history, filters), filters)
+
+    def respond(self, question: str, hits: Sequence[Hit], filters: Filters = Filters()) -> Answer:
+        """The answer from already retrieved passages: refuse below the floor, else cite."""
+        if not hits:
+            notice = "No article matches these filters." if filters else "The index is empty."
+            return refusal(hits, notice=notice)
+        if max(h.similarity for h in hits) < self.settings.min_similarity:
+            return refusal(hits)
+        answer = self.answerer.answer(self.check_question(question), hits)
+        return check_citations(answer, self.store.article_text)
+
+    @property
+    def article_count(self) -> int:
+        return len({c.article_id for c in self.retriever.lexical.chunks})
+
+
+def build_assistant(settings: Settings, embedder: MiniLM | None = None, create: bool = False) -> Assistant:
+    embedder = embedder or MiniLM(threads=settings.torch_threads)
+    store = open_store(settings.index_dir, embedder, create=create)
+    return Assistant(settings=settings, store=store, retriever=Retriever(store, embedder),
+                     answerer=ExtractiveAnswerer(embedder))
+
+
+def hit_to_dict(hit: Hit) -> dict:
+    c = hit.chunk
+    return {"rank": hit.rank, "article_id": c.article_id, "title": c.title, "source": c.source,
+            "date": c.date, "url": c.url, "text": c.text, "score": round(hit.score, 6),
+            "similarity": round(hit.similarity, 6), "chunk_id": c.chunk_id, "start": c.start, "end": c.end}
+
+
+def answer_to_dict(answer: Answer) -> dict:
+    return {
+        "answer": answer.text,
+        "refused": answer.refused,
+        "notice": answer.notice,
+        "citations": [{"n": c.n, "article_id": c.hit.chunk.article_id, "title": c.hit.chunk.title,
+                       "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": c.hit.chunk.url,
+                       "quote": c.quote, "passage_rank": c.hit.rank} for c in answer.citations],
+        "passages": [hit_to_dict(h) for h in answer.hits],
+    }
