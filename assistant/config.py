@@ -20,6 +20,12 @@ class Settings:
     min_similarity: float = 0.35
     torch_threads: int = 1
     max_question_chars: int = 2000
+    # Shown under the chat; they suit the sample article. `ASSISTANT_EXAMPLES="a|b"`, or "" for none.
+    examples: tuple[str, ...] = (
+        "How much did trade between China and Russia grow?",
+        "Who is Liu Weidong?",
+        "What did Zuo Xiying say China should do?",
+    )
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored."""
@@ -48,4 +54,6 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         min_similarity=get("ASSISTANT_MIN_SIMILARITY", float, defaults.min_similarity),
         torch_threads=get("ASSISTANT_TORCH_THREADS", int, defaults.torch_threads),
         max_question_chars=get("ASSISTANT_MAX_QUESTION_CHARS", int, defaults.max_question_chars),
+        examples=(tuple(e.strip() for e in env["ASSISTANT_EXAMPLES"].split("|") if e.strip())
+                  if "ASSISTANT_EXAMPLES" in env else defaults.examples),
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import yaml
+from pypdf import PdfReader
 
 from assistant.errors import CorpusError, UnreadableFile
 from assistant.schema import Article
@@ -93,7 +94,7 @@ def load_article(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_BYTES) ->
 
     text = clean_text(body, meta.get("title", ""))
     if not text:
-        raise UnreadableFile(path, "empty")
+        raise UnreadableFile(path, "no article text found" if suffix in (".html", ".htm") else "empty")
     fields = {
         "title": meta.get("title", ""),
         "source": meta.get("source", ""),
@@ -183,13 +184,18 @@ def _front_matter(data: dict) -> dict:
 def _read_html(path: Path, raw: bytes) -> tuple[str, dict]:
     """Article text and metadata of a saved web page, via trafilatura."""
     # Imported here: it is slow to import and only HTML files need it.
-    import trafilatura
+    try:
+        import trafilatura
+    except ImportError as exc:  # a broken install should cost the HTML files, not the run
+        raise UnreadableFile(path, f"HTML reader unavailable: {exc}") from None
 
     # Extraction returns plain text only, so no markup in the page is ever interpreted.
     text = trafilatura.extract(raw, output_format="txt", include_comments=False,
                                include_tables=True, with_metadata=False, favor_precision=True)
     if not text or not text.strip():
         raise UnreadableFile(path, "no article text found")
+    # trafilatura puts one paragraph per line; blank lines between them, as in Markdown.
+    text = "\n\n".join(text.splitlines())
     doc = trafilatura.extract_metadata(raw)
     meta = {}
     if doc is not None:
@@ -205,8 +211,6 @@ def _read_html(path: Path, raw: bytes) -> tuple[str, dict]:
 
 def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict]:
     """Text layer of a PDF, pages separated by blank lines."""
-    from pypdf import PdfReader
-
     try:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -295,7 +299,7 @@ def _clean_lines(text: str, title: str = "") -> tuple[list[str], list[tuple[str,
             drop[i] = "video"
             # A video's caption is printed twice right after its timestamp.
             j = _next_text(lines, i)
-            k = _next_text(lines, j) if j is not None else None
+            k = _next_text(lines, j)
             if k is not None and lines[j].strip() == lines[k].strip():
                 drop[j] = drop[k] = "video"
         elif _NUMBER.match(s):
@@ -308,7 +312,8 @@ def _clean_lines(text: str, title: str = "") -> tuple[list[str], list[tuple[str,
             drop[i] = "title"
         elif _DATELINE.match(s) or (_BYLINE.match(s) and len(s.split()) <= 8):
             drop[i] = "byline"
-        elif not s.endswith(_SENTENCE_END) and (_LINK.match(s) and len(s.split()) <= 25):
+        elif (_LINK.match(s) and len(s.split()) <= 25 and not s.endswith(_SENTENCE_END)
+              and _blank(lines, i - 1) and _blank(lines, i + 1)):
             drop[i] = "link"
         elif len(s.split()) <= MAX_CAPTION_WORDS and (
             ((m := _CREDIT.search(s)) and len((m.group("credit") or "x").split()) <= 6)
@@ -327,28 +332,30 @@ def _clean_lines(text: str, title: str = "") -> tuple[list[str], list[tuple[str,
                 drop[prev] = "duplicate"
         prev = i
 
-    # Short lines without sentence punctuation: tags and headlines before the story starts
-    # are dropped. Inside it, a lone one between prose paragraphs is usually a section
-    # heading (kept), unless it echoes the paragraph before it: a link to a related story.
-    kept = [i for i, line in enumerate(lines) if line.strip() and i not in drop]
-    start = next((i for i in kept if _is_prose(lines[i])), len(lines))
-    for n, i in enumerate(kept):
-        if i < start:
-            if _is_orphan(lines[i]):
-                drop[i] = "orphan-lead"
-            continue
-        before = lines[kept[n - 1]]
-        after = lines[kept[n + 1]] if n + 1 < len(kept) else ""
-        if (
-            _is_orphan(lines[i])
-            and _blank(lines, i - 1)
-            and _blank(lines, i + 1)
-            and _is_prose(before)
-            and (not after or _is_prose(after))
-            and _shared_words(lines[i], before) >= 2
-            and _shared_words(lines[i], before) > _shared_words(lines[i], after)
-        ):
-            drop[i] = "orphan-inline"
+    # Paragraphs as they read once the furniture is gone: runs of kept lines between blanks.
+    paragraphs: list[list[int]] = [[]]
+    for i, line in enumerate(lines):
+        if line.strip() and i not in drop:
+            paragraphs[-1].append(i)
+        elif not line.strip() and paragraphs[-1]:
+            paragraphs.append([])
+    paragraphs = [p for p in paragraphs if p]
+
+    # A paragraph of short unpunctuated lines before the story starts is a tag, dek or byline.
+    # Inside the story a one-line one is a section heading (kept), unless it echoes the
+    # paragraph before it more than the one after: then it links to a related story.
+    started = False
+    for n, para in enumerate(paragraphs):
+        if not started and all(_is_orphan(lines[i]) for i in para):
+            drop.update((i, "orphan-lead") for i in para)
+        elif started and len(para) == 1 and _is_orphan(line := lines[para[0]]):
+            before = lines[paragraphs[n - 1][-1]]
+            after = lines[paragraphs[n + 1][0]] if n + 1 < len(paragraphs) else ""
+            echo = _shared_words(line, before)
+            if (_is_prose(before) and (not after or _is_prose(after))
+                    and echo >= 2 and echo > _shared_words(line, after)):
+                drop[para[0]] = "orphan-inline"
+        started = started or any(_is_prose(lines[i]) for i in para)
 
     return (
         [line for i, line in enumerate(lines) if i not in drop],
@@ -381,9 +388,7 @@ def _shared_words(a: str, b: str) -> int:
 
 def _next_text(lines: list[str], i: int | None) -> int | None:
     """Index of the next non-blank line after `i`, or None."""
-    if i is None:
-        return None
-    return next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+    return None if i is None else next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
 
 
 def _blank(lines: list[str], i: int) -> bool:

@@ -14,6 +14,7 @@ from .config import Settings
 from .embeddings import MiniLM
 from .errors import BadQuestion
 from .index import Store, open_store
+from .ingest import sync
 from .retrieve import Filters, Retriever, contextualize
 from .schema import Answer, Hit
 
@@ -60,9 +61,13 @@ class Assistant:
         return len({c.article_id for c in self.retriever.lexical.chunks})
 
 
-def build_assistant(settings: Settings, embedder: MiniLM | None = None, create: bool = False) -> Assistant:
+def build_assistant(settings: Settings, embedder: MiniLM | None = None,
+                    ingest_if_empty: bool = False) -> Assistant:
+    """Open the index (ingesting the corpus first when it is empty and asked to)."""
     embedder = embedder or MiniLM(threads=settings.torch_threads)
-    store = open_store(settings.index_dir, embedder, create=create)
+    store = open_store(settings.index_dir, embedder, create=ingest_if_empty)
+    if ingest_if_empty and store.chunk_count() == 0:
+        print(sync(settings.corpus_dir, store, embedder).summary(), flush=True)
     return Assistant(settings=settings, store=store, retriever=Retriever(store, embedder),
                      answerer=ExtractiveAnswerer(embedder))
 

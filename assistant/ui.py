@@ -1,0 +1,147 @@
+"""The one place gradio is imported: pure renderers plus `build_app(assistant)`.
+
+Article text is untrusted: every title, quote and URL goes through `md_escape`,
+`html.escape` or `safe_url` before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Iterator, Sequence
+
+from .errors import AssistantError
+from .retrieve import Filters
+from .schema import Answer, Citation
+
+log = logging.getLogger(__name__)
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_CITE = re.compile(r"\[(\d+)\]")
+CSS = """
+.pd-source { border-left: 3px solid var(--color-accent); padding: 0.4em 0.8em; margin: 0 0 1em 0; }
+.pd-source blockquote { margin: 0.4em 0; font-style: italic; }
+.pd-source .pd-meta { font-size: 0.9em; opacity: 0.8; }
+.pd-source mark { background: rgba(255, 214, 0, 0.35); color: inherit; }
+"""
+
+
+def md_escape(text: str) -> str:
+    """Untrusted text as literal Markdown: no tags, links or emphasis survive."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
+
+
+def safe_url(url: str) -> str:
+    """The URL when it is http(s), else ""; `javascript:` and friends never become links."""
+    url = (url or "").strip()
+    return url if re.match(r"^https?://[^\s<>\"']+$", url, re.IGNORECASE) else ""
+
+
+def source_line(c: Citation) -> str:
+    chunk = c.hit.chunk
+    parts = [md_escape(chunk.title or chunk.article_id)]
+    meta = ", ".join(md_escape(x) for x in (chunk.source, chunk.date) if x)
+    line = f"[\\[{c.n}\\]](#source-{c.n}) " + " — ".join(p for p in (parts[0], meta) if p)
+    url = safe_url(chunk.url)
+    return line + (f" · [link](<{url}>)" if url else "")
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The chat message: the answer with `[n]` as links to its source card, then the source list."""
+    if answer.refused:
+        return md_escape(answer.text) + (f"\n\n*{md_escape(answer.notice)}*" if answer.notice else "")
+    pieces = _CITE.split(answer.text)  # text, n, text, n, ...
+    body = "".join(md_escape(p) if i % 2 == 0 else f" [\\[{p}\\]](#source-{p})"
+                   for i, p in enumerate(pieces)).replace("  [", " [")
+    sources = "\n".join(f"- {source_line(c)}" for c in answer.citations)
+    return f"{body}\n\n**Sources**\n{sources}"
+
+
+def sources_html(answer: Answer) -> str:
+    """Source cards: each cited passage with its quote highlighted, verbatim from the article."""
+    if answer.refused or not answer.citations:
+        return "<p class='pd-empty'>No sources: the answer cites nothing.</p>"
+    cards = []
+    for c in answer.citations:
+        chunk = c.hit.chunk
+        at = chunk.text.find(c.quote)
+        if at >= 0:
+            passage = (html.escape(chunk.text[:at]) + "<mark>" + html.escape(c.quote) + "</mark>"
+                       + html.escape(chunk.text[at + len(c.quote):]))
+        else:
+            passage = html.escape(chunk.text)
+        url = safe_url(chunk.url)
+        title = html.escape(chunk.title or chunk.article_id)
+        link = (f"<a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener noreferrer'>{title}</a>"
+                if url else title)
+        meta = " · ".join(html.escape(x) for x in (chunk.source, chunk.date or "undated") if x)
+        cards.append(
+            f"<div class='pd-source' id='source-{c.n}'><div><strong>[{c.n}]</strong> {link}</div>"
+            f"<div class='pd-meta'>{meta}</div><blockquote>“{html.escape(c.quote)}”</blockquote>"
+            f"<details><summary>Passage in context</summary><p>{passage.replace(chr(10), '<br>')}</p></details></div>")
+    return "\n".join(cards)
+
+
+def user_questions(history: Sequence[dict]) -> list[str]:
+    return [m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)]
+
+
+def respond(assistant, question: str, history: list[dict], filters: Filters = Filters()) -> Iterator[tuple[list, str]]:
+    """The chat handler: yields (chat history, sources html) as the answer streams in."""
+    earlier = user_questions(history)
+    history = history + [{"role": "user", "content": question},
+                         {"role": "assistant", "content": "*Searching the articles…*"}]
+    yield list(history), ""
+    try:
+        answer = assistant.ask(question, earlier, filters)
+    except AssistantError as exc:
+        history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}
+        yield history, ""
+        return
+    except Exception:  # never a traceback in the chat
+        log.exception("answering %r failed", question[:200])
+        history[-1] = {"role": "assistant", "content": "⚠️ Something went wrong on our side. Please try again."}
+        yield history, ""
+        return
+    text = answer_markdown(answer)
+    # Stream word by word up to the source list, then everything at once.
+    words = text.split(" ")
+    for i in range(0, len(words), 6):
+        history[-1] = {"role": "assistant", "content": " ".join(words[:i + 6])}
+        yield list(history), ""
+    history[-1] = {"role": "assistant", "content": text}
+    yield history, sources_html(answer)
+
+
+def build_app(assistant, examples: Sequence[str] = ()):
+    """The chat page as gradio Blocks; the caller launches it."""
+    import gradio as gr
+
+    articles = assistant.article_count
+    with gr.Blocks(title="Policy Desk") as app:
+        gr.Markdown(f"# Policy Desk\nAnswers from **{articles} article{'s' if articles != 1 else ''}**, "
+                    "quoting and citing the passage each claim comes from. "
+                    "If the articles don't cover a question, it says so.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Chat", height=480, elem_id="chat", buttons=["copy"],
+                                  feedback_options=None)
+                question = gr.Textbox(placeholder="Ask about the articles…", show_label=False,
+                                      elem_id="question", max_lines=4, submit_btn=True)
+                with gr.Row():
+                    clear = gr.ClearButton([chat, question], value="Clear chat")
+                if examples:
+                    gr.Examples(examples=[[e] for e in examples], inputs=[question], label="Try")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML("<p class='pd-empty'>Sources for the latest answer appear here.</p>",
+                                  elem_id="sources", js_on_load=None)
+        clear.click(lambda: "", outputs=[sources])
+
+        def on_submit(q, history):
+            yield from respond(assistant, q, history or [])
+
+        question.submit(on_submit, [question, chat], [chat, sources], api_name="ask").then(
+            lambda: "", outputs=[question])
+    return app

@@ -1,0 +1,85 @@
+from dataclasses import replace
+
+from assistant.answer import NOT_COVERED, ExtractiveAnswerer, check_citations, refusal
+from assistant.schema import Answer, Chunk, Citation, Hit
+
+from conftest import TRADE_QUESTION
+
+ARTICLE = ("The port reopened on Monday after a two-week strike. Dock workers won a 6 per cent raise. "
+           "Shipping firms said queues would clear by June.")
+
+
+def _hit(text=ARTICLE, rank=1, cid="c1", article_id="port.md"):
+    chunk = Chunk(chunk_id=cid, article_id=article_id, text=text, start=0, end=len(text), title="Port")
+    return Hit(chunk=chunk, score=1.0, similarity=0.8, rank=rank)
+
+
+def test_extractive_answer_quotes_the_answering_sentence(seed_assistant):
+    hits = seed_assistant.retriever.search(TRADE_QUESTION, k=5)
+    answer = ExtractiveAnswerer(seed_assistant.retriever.embedder).answer(TRADE_QUESTION, hits)
+    assert not answer.refused
+    assert "40.7 per cent" in answer.text and answer.text.rstrip().endswith("[1]")
+    first = answer.citations[0]
+    assert first.n == 1 and first.quote in first.hit.chunk.text and "40.7 per cent" in first.quote
+
+
+def test_number_question_prefers_the_sentence_with_the_number(embedder):
+    answer = ExtractiveAnswerer(embedder).answer("How big a raise did dock workers win?", [_hit()])
+    assert answer.text.startswith("Dock workers won a 6 per cent raise. [1]")
+
+
+def test_citations_are_numbered_in_order_of_use(embedder):
+    hits = [_hit(rank=1), _hit("Dock workers won a 6 per cent raise after the strike.", rank=2, cid="c2",
+                               article_id="b.md")]
+    answer = ExtractiveAnswerer(embedder, margin=1.0).answer("What did dock workers win?", hits)
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    for c in answer.citations:
+        assert f"[{c.n}]" in answer.text
+
+
+def _store_text(texts):
+    return lambda article_id: texts.get(article_id)
+
+
+def test_check_keeps_a_valid_answer():
+    hit = _hit()
+    answer = Answer("Dock workers won a 6 per cent raise. [1]", False,
+                    (Citation(1, hit, "Dock workers won a 6 per cent raise."),), (hit,))
+    checked = check_citations(answer, _store_text({"port.md": ARTICLE}))
+    assert checked.citations == answer.citations and checked.text == answer.text
+    assert checked.extra["dropped_citations"] == 0
+
+
+def test_check_drops_a_quote_not_in_the_article_and_its_marker():
+    hit = _hit()
+    good = Citation(1, hit, "Dock workers won a 6 per cent raise.")
+    invented = Citation(2, hit, "Dock workers won a 60 per cent raise.")
+    answer = Answer("They won a raise. [1] A big one. [2]", False, (good, invented), (hit,))
+    checked = check_citations(answer, _store_text({"port.md": ARTICLE}))
+    assert [c.n for c in checked.citations] == [1]
+    assert checked.text == "They won a raise. [1] A big one."
+
+
+def test_check_drops_numbers_pointing_nowhere_and_unretrieved_passages():
+    hit, other = _hit(), _hit(cid="zz", rank=9)
+    answer = Answer("Fact. [1] Other. [7]", False, (Citation(1, other, "Dock workers won a 6 per cent raise."),), (hit,))
+    checked = check_citations(answer, _store_text({"port.md": ARTICLE}))
+    assert checked.refused and checked.citations == () and checked.text == NOT_COVERED
+
+
+def test_a_refusal_cites_nothing():
+    hit = _hit()
+    answer = Answer(NOT_COVERED, True, (Citation(1, hit, "Dock workers won a 6 per cent raise."),), (hit,))
+    assert check_citations(answer, _store_text({"port.md": ARTICLE})).citations == ()
+    assert refusal([hit]).citations == () and refusal().refused
+
+
+def test_missing_article_drops_the_citation():
+    hit = _hit()
+    answer = Answer("Fact. [1]", False, (Citation(1, hit, "Dock workers won a 6 per cent raise."),), (hit,))
+    assert check_citations(answer, _store_text({})).refused
+
+
+def test_no_sentences_means_refusal(embedder):
+    assert ExtractiveAnswerer(embedder).answer("Anything?", [_hit("Too short.")]).refused
+    assert ExtractiveAnswerer(embedder).answer("Anything?", []).refused

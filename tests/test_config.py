@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings, load_settings
+
+
+def test_defaults_without_environment():
+    s = load_settings({})
+    assert s == Settings()
+    assert (s.corpus_dir, s.index_dir, s.host, s.port) == (Path("corpus"), Path("index"), "127.0.0.1", 7860)
+
+
+def test_environment_overrides():
+    s = load_settings({"ASSISTANT_CORPUS": "/data/c", "ASSISTANT_INDEX": "/data/i", "ASSISTANT_PORT": "8000",
+                       "ASSISTANT_HOST": "0.0.0.0", "ASSISTANT_MIN_SIMILARITY": "0.5", "ASSISTANT_EXAMPLES": "a | b"})
+    assert s.corpus_dir == Path("/data/c") and s.index_dir == Path("/data/i")
+    assert (s.port, s.host, s.min_similarity, s.examples) == (8000, "0.0.0.0", 0.5, ("a", "b"))
+    assert load_settings({"ASSISTANT_EXAMPLES": ""}).examples == ()
+
+
+def test_bad_value_names_the_variable():
+    with pytest.raises(ValueError, match="ASSISTANT_PORT"):
+        load_settings({"ASSISTANT_PORT": "eighty"})
+
+
+def test_with_ignores_none():
+    s = Settings().with_(port=None, host="h")
+    assert s.port == 7860 and s.host == "h"

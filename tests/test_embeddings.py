@@ -1,0 +1,29 @@
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from assistant.embeddings import MiniLM
+
+
+def test_packaged_model_gives_normalised_vectors(embedder):
+    vectors = embedder.encode(["Trade between China and Russia grew.", "Wheat harvest in Kansas."])
+    assert vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_meaning_is_closer_than_topic_noise(embedder):
+    q, near, far = embedder.encode(["How fast did China-Russia trade grow?",
+                                    "Two-way trade between China and Russia surged 40 per cent.",
+                                    "The city council approved a new tram line."])
+    assert q @ near > q @ far + 0.2
+
+
+def test_is_a_langchain_embeddings(embedder):
+    assert isinstance(embedder, Embeddings)
+    docs = embedder.embed_documents(["a b c", "d e f"])
+    assert len(docs) == 2 and len(docs[0]) == 384 and isinstance(docs[0][0], float)
+    assert np.allclose(embedder.embed_query("a b c"), docs[0], atol=1e-5)
+
+
+def test_model_loads_lazily():
+    model = MiniLM()
+    assert "model" not in model.__dict__  # constructing it loads nothing

@@ -1,0 +1,59 @@
+import json
+
+from assistant.evaluate import (Question, Scores, contains_gold, first_hit_rank, passage_matches,
+                                read_questions, score_question, with_context)
+from assistant.schema import Answer, Chunk, Citation, Hit
+
+
+def _hit(text, rank):
+    return Hit(Chunk(f"c{rank}", "a.md", text, 0, len(text)), 1.0 / rank, 0.5, rank)
+
+
+def test_passage_matches_contains_or_overlaps_most():
+    evidence = "with the value surging by 40.7 per cent from a year earlier"
+    assert passage_matches("Trade grew, with the value  surging by 40.7 per cent from a year earlier, said X.", evidence)
+    # a chunk boundary cut the evidence sentence: most of it still counts
+    assert passage_matches("... with the value surging by 40.7 per cent", evidence)
+    assert not passage_matches("with the value", evidence)
+    assert not passage_matches("anything", "")
+
+
+def test_first_hit_rank():
+    hits = [_hit("nothing here", 1), _hit("the value surged 40.7 per cent", 2)]
+    assert first_hit_rank(hits, ["the value surged 40.7 per cent"]) == 2
+    assert first_hit_rank(hits, ["absent sentence entirely"]) is None
+
+
+def test_contains_gold():
+    assert contains_gold("Netflix said Squid Game returns. [1]", "Squid Game")
+    assert contains_gold("The EU requires USB-C ports [1]", "the European Union requires USB-C")  is False
+    assert contains_gold("trade surged 40.7 per cent from a year earlier [1]", "It rose 40.7 per cent from a year earlier.")
+
+
+def test_read_questions_and_context(tmp_path):
+    path = tmp_path / "q.jsonl"
+    rows = [{"id": "a", "question": "Who is X?", "answer": "A man", "evidence": ["X is a man"], "doc_ids": ["d"],
+             "type": "single", "question_date": "2022-06-16"},
+            {"id": "b", "question": "What did he say?", "answer": "hi", "evidence": ["hi"], "type": "followup:a"},
+            {"id": "c", "question": "Unknown?", "answer": None, "evidence": [], "type": "unanswerable"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    questions = read_questions(path)
+    assert [q.id for q in questions] == ["a", "b", "c"] and not questions[2].answerable
+    contexts = list(with_context(questions))
+    assert contexts[1][1] == ["Who is X?"] and contexts[0][2].until == "2022-06-16"
+    assert contexts[0][1] == [] and not contexts[2][2]
+
+
+def test_scores_table():
+    scores = Scores()
+    q = Question("a", "How much?", "40.7 per cent", ("grew 40.7 per cent",))
+    hit = _hit("Trade grew 40.7 per cent.", 1)
+    ok = Answer("Trade grew 40.7 per cent. [1]", False, (Citation(1, hit, "Trade grew 40.7 per cent."),), (hit,))
+    score_question(scores, q, [hit], ok, lambda _: "Trade grew 40.7 per cent.")
+    unanswerable = Question("b", "Who?", None, (), type="unanswerable")
+    score_question(scores, unanswerable, [hit], Answer("The articles I have don't cover this.", True, (), (hit,)),
+                   lambda _: "")
+    table = scores.table()
+    assert table["recall@1"] == 1.0 and table["mrr"] == 1.0 and table["refusal_accuracy"] == 1.0
+    assert table["answer_contains_gold"] == 1.0 and table["quote_verbatim_rate"] == 1.0
+    assert table["false_refusal_rate"] == 0.0 and table["refusals_with_citations"] == 0

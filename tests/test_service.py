@@ -1,0 +1,51 @@
+import pytest
+
+from assistant.errors import BadQuestion
+from assistant.retrieve import Filters
+
+from conftest import SEED_ID, TRADE_QUESTION
+
+
+def test_ask_answers_with_a_verified_citation(seed_assistant):
+    answer = seed_assistant.ask(TRADE_QUESTION)
+    assert not answer.refused and "40.7 per cent" in answer.text and "[1]" in answer.text
+    c = answer.citations[0]
+    assert c.hit.chunk.article_id == SEED_ID and c.quote in seed_assistant.store.article_text(SEED_ID)
+
+
+@pytest.mark.parametrize("question", ["What is the population of Brazil?",
+                                      "Who won the 2018 FIFA World Cup?",
+                                      "How do I bake sourdough bread?"])
+def test_off_topic_questions_are_refused_citing_nothing(seed_assistant, question):
+    answer = seed_assistant.ask(question)
+    assert answer.refused and answer.citations == () and "don't cover" in answer.text
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x01\n"])
+def test_empty_question_is_a_clear_error(seed_assistant, question):
+    with pytest.raises(BadQuestion, match="type a question"):
+        seed_assistant.ask(question)
+
+
+def test_huge_question_is_a_clear_error(seed_assistant):
+    with pytest.raises(BadQuestion, match="under 2,000"):
+        seed_assistant.ask("trade " * 20_000)
+
+
+def test_control_characters_are_dropped(seed_assistant):
+    assert seed_assistant.check_question("How\x00 much\tdid\x1b trade grow?\n") == "How much did trade grow?"
+
+
+def test_follow_up_uses_the_previous_question(seed_assistant):
+    answer = seed_assistant.ask("What did he say the Biden administration was trying to do?",
+                                history=["Who is Liu Weidong?"])
+    assert not answer.refused and "alliance" in answer.text
+
+
+def test_filter_that_matches_nothing_says_so(seed_assistant):
+    answer = seed_assistant.ask(TRADE_QUESTION, filters=Filters(sources=("Nobody",)))
+    assert answer.refused and answer.citations == () and "No article matches" in answer.notice
+
+
+def test_article_count(seed_assistant):
+    assert seed_assistant.article_count == 3

@@ -1,0 +1,68 @@
+from assistant.answer import refusal
+from assistant.schema import Answer, Chunk, Citation, Hit
+from assistant.ui import answer_markdown, md_escape, respond, safe_url, sources_html, user_questions
+
+HOSTILE_TITLE = "<script>alert(1)</script><img src=x onerror=alert(2)> [click](javascript:alert(3))"
+HOSTILE_TEXT = "Before. <img src=x onerror=alert(4)> The quote is here. After <script>alert(5)</script>."
+
+
+def _answer(title=HOSTILE_TITLE, url="javascript:alert(6)"):
+    chunk = Chunk("c1", "evil.md", HOSTILE_TEXT, 0, len(HOSTILE_TEXT), title=title, source="Evil <b>Wire</b>",
+                  date="2024-01-01", url=url)
+    hit = Hit(chunk, 1.0, 0.9, 1)
+    return Answer("The quote is here. [1]", False, (Citation(1, hit, "The quote is here."),), (hit,))
+
+
+def test_markdown_escapes_untrusted_text():
+    md = answer_markdown(_answer())
+    assert "<script" not in md and "<img" not in md and "](javascript" not in md
+    assert "&lt;script&gt;" in md  # shown as text, not run
+    assert "[\\[1\\]](#source-1)" in md  # the citation is a link to its source card
+
+
+def test_sources_html_escapes_and_highlights():
+    page = sources_html(_answer())
+    assert "<script" not in page and "<img" not in page and "href='javascript" not in page
+    assert "<mark>The quote is here.</mark>" in page and "id='source-1'" in page
+    assert "Evil &lt;b&gt;Wire&lt;/b&gt;" in page
+
+
+def test_links_are_http_only_and_open_safely():
+    assert safe_url("https://example.org/a?b=1") == "https://example.org/a?b=1"
+    for bad in ("javascript:alert(1)", "data:text/html,x", "  JAVASCRIPT:alert(1)", "https://x.org/\"onmouseover=1",
+                "ftp://x.org", ""):
+        assert safe_url(bad) == ""
+    page = sources_html(_answer(url="https://example.org/story"))
+    assert "href='https://example.org/story' target='_blank' rel='noopener noreferrer'" in page
+
+
+def test_md_escape_neutralises_markdown():
+    assert md_escape("[a](b) *c* _d_ `e`") == "\\[a\\]\\(b\\) \\*c\\* \\_d\\_ \\`e\\`"
+
+
+def test_refusal_renders_without_sources():
+    assert "don't cover" in answer_markdown(refusal())
+    assert "pd-source" not in sources_html(refusal())
+
+
+def test_user_questions():
+    history = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+               {"role": "user", "content": "q2"}]
+    assert user_questions(history) == ["q1", "q2"]
+
+
+class _Failing:
+    def ask(self, question, history, filters):
+        raise RuntimeError("boom: internal detail")
+
+
+def test_respond_streams_and_never_shows_a_traceback(seed_assistant):
+    steps = list(respond(seed_assistant, "How much did trade between China and Russia grow?", []))
+    assert steps[0][0][-1]["content"].startswith("*Searching")
+    history, sources = steps[-1]
+    assert "40.7 per cent" in history[-1]["content"] and "<mark>" in sources
+    assert len(steps) > 3  # streamed in pieces
+    history, _ = list(respond(_Failing(), "q", []))[-1]
+    assert "went wrong" in history[-1]["content"] and "boom" not in history[-1]["content"]
+    history, _ = list(respond(seed_assistant, "   ", []))[-1]
+    assert "type a question" in history[-1]["content"]
