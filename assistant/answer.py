@@ -13,21 +13,14 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol, Sequence
 
-import numpy as np
-
-from .chunking import sentence_spans
 from .embeddings import MiniLM
 from .schema import Answer, Citation, Hit
+from .text import content_words, sentence_spans
 
 NOT_COVERED = "The articles I have don't cover this."
 MAX_SENTENCES = 3
 MIN_WORDS = 4  # shorter "sentences" are headings or fragments, not answers
 
-_WORD = re.compile(r"\w+(?:[.,']\w+)*")
-_STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been
-being do does did has have had what which who whom whose when where why how much many this that these
-those it its he she they them his her their there here about into over than then so not no yes can could
-would should will shall may might must i you we our your my me us said say says""".split())
 _QUANTITY = re.compile(r"\b(how (much|many|long|far|old|large|big)|what (percentage|share|number|amount|year|date)|"
                        r"when|which year|by how)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
@@ -39,10 +32,6 @@ class Answerer(Protocol):
 
 def refusal(hits: Sequence[Hit] = (), notice: str = "") -> Answer:
     return Answer(text=NOT_COVERED, refused=True, citations=(), hits=tuple(hits), notice=notice)
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOPWORDS}
 
 
 @dataclass(frozen=True)
@@ -88,8 +77,14 @@ class ExtractiveAnswerer:
     def _score(self, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
         """Every sentence of every passage, scored: meaning (cosine), the question's own
         words, and — for how-much/when questions — whether it holds a number."""
-        spans = [(hit, s, e) for hit in hits for s, e in sentence_spans(hit.chunk.text)
-                 if len(hit.chunk.text[s:e].split()) >= MIN_WORDS]
+        spans, seen = [], set()
+        for hit in hits:
+            for s, e in sentence_spans(hit.chunk.text):
+                # Overlapping chunks repeat sentences: keep each once, from the better-ranked passage.
+                key = (hit.chunk.article_id, hit.chunk.start + s)
+                if len(hit.chunk.text[s:e].split()) >= MIN_WORDS and key not in seen:
+                    seen.add(key)
+                    spans.append((hit, s, e))
         if not spans:
             return []
         texts = [hit.chunk.text[s:e] for hit, s, e in spans]

@@ -7,19 +7,15 @@ offsets and stable ids, which the splitter does not give reliably with overlap.
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Iterator
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from .schema import Article, Chunk
+from .text import SENTENCE_END
 
 CHUNK_TOKENS = 200  # leaves room for the title prefix within the 256-token window
 OVERLAP_TOKENS = 40
-# A sentence ends at . ! ? (optionally followed by a closing quote or bracket) and a
-# space, except after an initial ("U.S.") or a common title ("Mr.").
-_ABBREVIATIONS = "".join(rf"(?<!\b{a}\.)" for a in ("[A-Z]", "Mr", "Mrs", "Ms", "Dr", "St", "No", "vs", "Sen", "Rep", "Gov", "Gen"))
-SENTENCE_END = r"(?:(?<=[.!?…])|(?<=[.!?…][\"”’)\]]))" + _ABBREVIATIONS + r"\s+(?=\S)"
 SEPARATORS = [r"\n\s*\n", r"\n", SENTENCE_END, r"(?<=[;:,])\s+", r"\s+", ""]
 
 
@@ -72,15 +68,3 @@ def embedding_text(chunk: Chunk) -> str:
     """What the model embeds for a chunk: the title gives a passage its topic."""
     return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
 
-
-_SENTENCE_BREAK = re.compile(SENTENCE_END + r"|\s*\n\s*")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence or line in `text`, whitespace trimmed."""
-    spans, start = [], 0
-    for match in _SENTENCE_BREAK.finditer(text):
-        spans.append((start, match.start()))
-        start = match.end()
-    spans.append((start, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]

@@ -17,7 +17,9 @@ class Settings:
     top_k: int = 5
     # Below this dense cosine similarity of the best passage the assistant refuses.
     # Set from the score distributions of answerable vs unanswerable questions (README).
-    min_similarity: float = 0.35
+    min_similarity: float = 0.1
+    # ...or when no passage holds this share of the question's IDF-weighted terms.
+    min_coverage: float = 0.4
     torch_threads: int = 1
     max_question_chars: int = 2000
     # Shown under the chat; they suit the sample article. `ASSISTANT_EXAMPLES="a|b"`, or "" for none.
@@ -52,6 +54,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         port=get("ASSISTANT_PORT", int, defaults.port),
         top_k=get("ASSISTANT_TOP_K", int, defaults.top_k),
         min_similarity=get("ASSISTANT_MIN_SIMILARITY", float, defaults.min_similarity),
+        min_coverage=get("ASSISTANT_MIN_COVERAGE", float, defaults.min_coverage),
         torch_threads=get("ASSISTANT_TORCH_THREADS", int, defaults.torch_threads),
         max_question_chars=get("ASSISTANT_MAX_QUESTION_CHARS", int, defaults.max_question_chars),
         examples=(tuple(e.strip() for e in env["ASSISTANT_EXAMPLES"].split("|") if e.strip())

@@ -190,13 +190,16 @@ def _read_html(path: Path, raw: bytes) -> tuple[str, dict]:
         raise UnreadableFile(path, f"HTML reader unavailable: {exc}") from None
 
     # Extraction returns plain text only, so no markup in the page is ever interpreted.
-    text = trafilatura.extract(raw, output_format="txt", include_comments=False,
-                               include_tables=True, with_metadata=False, favor_precision=True)
+    try:
+        text = trafilatura.extract(raw, output_format="txt", include_comments=False,
+                                   include_tables=True, with_metadata=False, favor_precision=True)
+        doc = trafilatura.extract_metadata(raw) if text else None
+    except Exception as exc:  # lxml and trafilatura raise many types on odd input
+        raise UnreadableFile(path, f"not readable HTML: {exc}") from None
     if not text or not text.strip():
         raise UnreadableFile(path, "no article text found")
     # trafilatura puts one paragraph per line; blank lines between them, as in Markdown.
     text = "\n\n".join(text.splitlines())
-    doc = trafilatura.extract_metadata(raw)
     meta = {}
     if doc is not None:
         meta = {

@@ -9,7 +9,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .answer import content_words
+from .text import content_words
 from .retrieve import Filters
 from .schema import Answer, Hit
 

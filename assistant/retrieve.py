@@ -15,6 +15,7 @@ import numpy as np
 from .embeddings import MiniLM
 from .index import Store, date_number
 from .schema import Chunk, Hit
+from .text import content_words
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
 CANDIDATES = 50  # per ranking, before fusion
@@ -55,19 +56,26 @@ class Filters:
 
 
 class Lexical:
-    """BM25 over the chunks' title + text (bm25s)."""
+    """BM25 over the chunks' title + text (bm25s, Snowball stemming), plus the
+    term statistics that tell how much of a question the passages cover."""
 
     def __init__(self, chunks: list[Chunk]):
         import bm25s
+        import Stemmer
         from bm25s.tokenization import Tokenizer
 
         self.chunks = chunks
-        self.tokenizer = Tokenizer(stopwords="en")
+        self.stem = Stemmer.Stemmer("english").stemWord
+        self.tokenizer = Tokenizer(stopwords="en", stemmer=self.stem)
         self.bm25 = bm25s.BM25()
+        self.df = np.zeros(1)
         if chunks:
             ids = self.tokenizer.tokenize([f"{c.title}\n{c.text}" for c in chunks],
                                           return_as="ids", show_progress=False)
             self.bm25.index(ids, show_progress=False)
+            self.df = np.bincount(np.concatenate([np.unique(doc) for doc in ids if len(doc)] or [[0]]),
+                                  minlength=len(self.tokenizer.get_vocab_dict()))
+        self.vocab = self.tokenizer.get_vocab_dict()
 
     def search(self, query: str, n: int, filters: Filters) -> list[tuple[Chunk, float]]:
         if not self.chunks:
@@ -77,6 +85,23 @@ class Lexical:
         docs, scores = self.bm25.retrieve(ids, k=min(n, len(self.chunks)), show_progress=False,
                                           weight_mask=mask)
         return [(self.chunks[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def terms(self, text: str) -> set[str]:
+        return {self.stem(w) for w in content_words(text)}
+
+    def idf(self, term: str) -> float:
+        """Rare terms weigh more; a term the corpus never uses weighs most."""
+        n = len(self.chunks)
+        df = self.df[self.vocab[term]] if term in self.vocab else 0
+        return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+    def coverage(self, question: str, passage: str) -> float:
+        """Share of the question's meaning-bearing terms (IDF-weighted) found in the passage."""
+        asked = self.terms(question)
+        if not asked:
+            return 0.0
+        found = asked & self.terms(passage)
+        return sum(map(self.idf, found)) / sum(map(self.idf, asked))
 
 
 class Retriever:

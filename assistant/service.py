@@ -51,10 +51,20 @@ class Assistant:
         if not hits:
             notice = "No article matches these filters." if filters else "The index is empty."
             return refusal(hits, notice=notice)
-        if max(h.similarity for h in hits) < self.settings.min_similarity:
+        similarity, coverage = self.support(question, hits)
+        if similarity < self.settings.min_similarity or coverage < self.settings.min_coverage:
             return refusal(hits)
         answer = self.answerer.answer(self.check_question(question), hits)
         return check_citations(answer, self.store.article_text)
+
+    def support(self, question: str, hits: Sequence[Hit]) -> tuple[float, float]:
+        """How well the passages support an answer: the best passage's cosine similarity,
+        and the best share of the question's (IDF-weighted) terms that one passage holds."""
+        if not hits:
+            return 0.0, 0.0
+        lexical = self.retriever.lexical
+        return (max(h.similarity for h in hits),
+                max(lexical.coverage(question, f"{h.chunk.title}\n{h.chunk.text}") for h in hits))
 
     @property
     def article_count(self) -> int:

@@ -1,4 +1,5 @@
-from assistant.chunking import chunk_article, embedding_text, make_splitter, sentence_spans
+from assistant.chunking import chunk_article, embedding_text, make_splitter
+from assistant.text import sentence_spans
 from assistant.corpus import load_article
 from assistant.embeddings import MAX_TOKENS
 from assistant.schema import Article

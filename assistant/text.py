@@ -1,0 +1,33 @@
+"""Pure text helpers shared by chunking, retrieval and answering."""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at . ! ? (optionally followed by a closing quote or bracket) and a
+# space, except after an initial ("U.S.") or a common title ("Mr.").
+_ABBREVIATIONS = "".join(rf"(?<!\b{a}\.)" for a in ("[A-Z]", "Mr", "Mrs", "Ms", "Dr", "St", "No", "vs", "Sen",
+                                                     "Rep", "Gov", "Gen"))
+SENTENCE_END = r"(?:(?<=[.!?…])|(?<=[.!?…][\"”’)\]]))" + _ABBREVIATIONS + r"\s+(?=\S)"
+_SENTENCE_BREAK = re.compile(SENTENCE_END + r"|\s*\n\s*")
+
+_WORD = re.compile(r"\w+(?:[.,']\w+)*")
+STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been
+being do does did has have had what which who whom whose when where why how much many this that these
+those it its he she they them his her their there here about into over than then so not no yes can could
+would should will shall may might must i you we our your my me us said say says""".split())
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence or line in `text`, whitespace trimmed."""
+    spans, start = [], 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of `text` that carry meaning (no stop words)."""
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in STOPWORDS}
