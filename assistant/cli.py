@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None, env=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head`: not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,10 +77,12 @@ def _filters(args):
 
 
 def _ingest(args, settings: Settings) -> int:
+    from .corpus import require_corpus_dir
     from .embeddings import MiniLM
     from .index import open_store
     from .ingest import sync
 
+    require_corpus_dir(settings.corpus_dir)  # before open_store creates an empty index
     embedder = MiniLM(threads=None)  # a batch job: let torch use every core
     store = open_store(settings.index_dir, embedder)
     report = sync(settings.corpus_dir, store, embedder, progress=not args.quiet)
@@ -104,9 +109,9 @@ def _questions(args):
     """(id, question, history, filters) for the single question or each line of --questions."""
     from .evaluate import read_questions, with_context
 
-    if bool(args.question) == bool(args.questions):
+    if (args.question is None) == (args.questions is None):
         raise AssistantError("give a question or --questions FILE (not both)")
-    if args.question:
+    if args.question is not None:
         return [(None, args.question, [], _filters(args))]
     given = _filters(args)
     return [(q.id, q.question, history, replace(given, until=given.until or dated.until))
@@ -156,7 +161,7 @@ def _eval(args, settings: Settings) -> int:
     scores, records = Scores(), []
     for q, history, filters in with_context(read_questions(args.questions)):
         ranked = assistant.search(q.question, history, filters, k=max(10, assistant.settings.top_k))
-        answer = assistant.respond(q.question, ranked[:assistant.settings.top_k], filters)
+        answer = assistant.respond(assistant.query(q.question, history), ranked[:assistant.settings.top_k], filters)
         records.append(score_question(scores, q, ranked, answer, assistant.store.article_text))
     table = scores.table()
     if args.failures:

@@ -113,6 +113,16 @@ def load_article(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_BYTES) ->
     )
 
 
+def require_corpus_dir(corpus_dir: Path) -> Path:
+    """`corpus_dir` as a Path; raises CorpusError when it is missing or not a folder."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.exists():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus path is not a folder: {corpus_dir}")
+    return corpus_dir
+
+
 def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Article | UnreadableFile]:
     """Yield an `Article` per readable file and an `UnreadableFile` (not raised) per bad one.
 
@@ -124,11 +134,7 @@ def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Art
     Raises:
         CorpusError: if `corpus_dir` is missing or is not a folder.
     """
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.exists():
-        raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"corpus path is not a folder: {corpus_dir}")
+    corpus_dir = require_corpus_dir(corpus_dir)
     paths = sorted(
         (p for p in corpus_dir.rglob("*")
          if p.suffix.lower() in SUFFIXES

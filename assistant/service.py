@@ -36,25 +36,29 @@ class Assistant:
                               f"{self.settings.max_question_chars:,}.")
         return question
 
+    def query(self, question: str, history: Sequence[str] = ()) -> str:
+        """What to search for: the checked question, carrying the subject of a follow-up."""
+        return contextualize(self.check_question(question), list(history))
+
     def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
                k: int | None = None) -> list[Hit]:
-        question = self.check_question(question)
-        query = contextualize(question, list(history))
-        return self.retriever.search(query, k or self.settings.top_k, filters)
+        return self.retriever.search(self.query(question, history), k or self.settings.top_k, filters)
 
     def ask(self, question: str, history: Sequence[str] = (), filters: Filters = Filters()) -> Answer:
         """Answer `question`; `history` holds the earlier questions of the same chat."""
-        return self.respond(question, self.search(question, history, filters), filters)
+        query = self.query(question, history)
+        return self.respond(query, self.retriever.search(query, self.settings.top_k, filters), filters)
 
     def respond(self, question: str, hits: Sequence[Hit], filters: Filters = Filters()) -> Answer:
-        """The answer from already retrieved passages: refuse below the floor, else cite."""
+        """The answer from already retrieved passages: refuse below the floor, else cite.
+        `question` is the retrieval query (a follow-up carries its subject along)."""
         if not hits:
             notice = "No article matches these filters." if filters else "The index is empty."
             return refusal(hits, notice=notice)
         similarity, coverage = self.support(question, hits)
         if similarity < self.settings.min_similarity or coverage < self.settings.min_coverage:
             return refusal(hits)
-        answer = self.answerer.answer(self.check_question(question), hits)
+        answer = self.answerer.answer(question, hits)
         return check_citations(answer, self.store.article_text)
 
     def support(self, question: str, hits: Sequence[Hit]) -> tuple[float, float]:

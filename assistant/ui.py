@@ -84,7 +84,18 @@ def sources_html(answer: Answer) -> str:
 
 
 def user_questions(history: Sequence[dict]) -> list[str]:
-    return [m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)]
+    """The user's earlier questions. Gradio 6 hands content back as a list of
+    `{"type": "text", "text": ...}` parts; our own history holds plain strings."""
+    out = []
+    for m in history:
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if isinstance(content, str) and content.strip():
+            out.append(content)
+    return out
 
 
 def respond(assistant, question: str, history: list[dict], filters: Filters = Filters()) -> Iterator[tuple[list, str]]:
@@ -138,6 +149,7 @@ def build_app(assistant, examples: Sequence[str] = ()):
                 sources = gr.HTML("<p class='pd-empty'>Sources for the latest answer appear here.</p>",
                                   elem_id="sources", js_on_load=None)
         clear.click(lambda: "", outputs=[sources])
+        chat.clear(lambda: "", outputs=[sources])  # the chat's own trash icon
 
         def on_submit(q, history):
             yield from respond(assistant, q, history or [])

@@ -49,6 +49,9 @@ def test_user_questions():
     history = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
                {"role": "user", "content": "q2"}]
     assert user_questions(history) == ["q1", "q2"]
+    gradio_6 = [{"role": "user", "content": [{"type": "text", "text": "q1"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "a1"}]}]
+    assert user_questions(gradio_6) == ["q1"]
 
 
 class _Failing:

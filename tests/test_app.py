@@ -1,0 +1,224 @@
+"""The real app: `python app.py` launched on a free port, driven by gradio_client and Chromium.
+
+The app starts on an empty tmp index, so it ingests a copy of the sample corpus first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import ROOT, SAMPLE, TRADE_QUESTION
+
+pytestmark = pytest.mark.slow
+
+TRADE_QUOTE = "with the value surging by 40.7 per cent"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+STARTUP_SECONDS = 90
+ANSWER_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_env(corpus: Path, index: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_CORPUS=str(corpus), ASSISTANT_INDEX=str(index), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", ANONYMIZED_TELEMETRY="False",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The URL of `python app.py`, serving a tmp copy of the sample corpus."""
+    base = tmp_path_factory.mktemp("app")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE, corpus / SAMPLE.name)
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    log_path = base / "app.log"
+    with open(log_path, "w", encoding="utf-8") as log:  # a file, not a pipe: a full pipe would stall the app
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
+                                cwd=ROOT, env=app_env(corpus, base / "index"),
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode} before serving:\n{log_path.read_text()}")
+            try:
+                if httpx.get(url + "/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Chat:
+    """The chat page in a fresh browser context, with the dialogs and errors it raised."""
+
+    def __init__(self, page):
+        self.page = page
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+        self.box = page.locator("#question textarea")
+        self.bot = page.locator("#chat [data-testid='bot']")
+        self.user = page.locator("#chat [data-testid='user']")
+        self.sources = page.locator("#sources")
+
+    def submit(self) -> str:
+        """Press Enter in the question box; wait for the whole answer; return its text."""
+        before = self.bot.count()
+        self.box.press("Enter")
+        expect(self.bot).to_have_count(before + 1, timeout=ANSWER_MS)
+        # The last update fills the sources panel (cards, or "no sources"); then the box is emptied.
+        expect(self.sources.locator(".pd-source, .pd-empty").first).to_be_visible(timeout=ANSWER_MS)
+        expect(self.box).to_have_value("", timeout=ANSWER_MS)
+        return self.bot.last.inner_text()
+
+    def ask(self, question: str) -> str:
+        self.box.fill(question)
+        return self.submit()
+
+
+@pytest.fixture
+def chat(browser, app_url):
+    """The page in its own context; afterwards, no dialog may have opened and no error been logged."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(app_url + "/")
+    chat = Chat(page)
+    chat.box.wait_for(timeout=30_000)
+    yield chat
+    context.close()
+    assert chat.dialogs == [], f"the page opened dialogs: {chat.dialogs}"
+    assert chat.errors == [], f"the page logged errors: {chat.errors}"
+
+
+def message_text(message: dict) -> str:
+    """A chat message's text: a plain string, or Gradio 6's list of typed parts."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def md_unescape(markdown: str) -> str:
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def test_page_reports_the_ingested_article(app_url):
+    # The index started empty, so this count proves the app ingested the corpus at start-up.
+    assert "**1 article**" in httpx.get(app_url + "/", timeout=10).text
+
+
+def test_api_ask_returns_cited_answer_and_sources(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False, analytics_enabled=False, download_files=False)
+    history, sources = client.predict(TRADE_QUESTION, [], api_name="/ask")  # a generator: the final output
+
+    last = history[-1]
+    assert last["role"] == "assistant"
+    text = message_text(last)
+    assert "40.7 per cent" in md_unescape(text)  # the chat message is Markdown, with `.` escaped
+    assert "(#source-1)" in text  # `[1]` links to its source card
+    assert "<mark>" in sources
+    assert TRADE_QUOTE in sources
+    assert "id='source-1'" in sources
+
+
+def test_browser_trade_question_cites_and_highlights(chat, tmp_path):
+    answer = chat.ask(TRADE_QUESTION)
+
+    assert "40.7 per cent" in answer
+    assert "[1]" in answer
+    assert chat.sources.locator(".pd-source").count() >= 1
+    assert TRADE_QUOTE in chat.sources.inner_text()
+    assert chat.sources.locator("mark").count() >= 1
+    # The same view as docs/screenshot.png; written to tmp so tests never touch the repo.
+    shot = tmp_path / "answer.png"
+    chat.page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_browser_example_then_clear_chat(chat):
+    chat.page.get_by_text("Who is Liu Weidong?", exact=True).click()
+    expect(chat.box).to_have_value("Who is Liu Weidong?")
+
+    answer = chat.submit()
+
+    assert "Liu Weidong" in answer
+    assert "[1]" in answer
+    assert chat.sources.locator(".pd-source").count() >= 1
+
+    chat.page.get_by_role("button", name="Clear chat").click()
+
+    expect(chat.bot).to_have_count(0)
+    expect(chat.user).to_have_count(0)
+    expect(chat.sources.locator(".pd-source")).to_have_count(0)
+
+
+def test_browser_uncovered_question_shows_no_sources(chat):
+    answer = chat.ask("What is the population of Brazil?")
+
+    assert "don't cover" in answer
+    assert chat.sources.locator(".pd-source").count() == 0
+
+
+def test_browser_followup_uses_earlier_question(chat):
+    first = chat.ask("Who is Liu Weidong?")
+    assert "Liu Weidong" in first
+
+    second = chat.ask("What did he say the Biden administration was trying to do?")
+
+    # The article: "He said the Biden administration was trying to link the two countries together
+    # on various issues to induce an alliance between Beijing and Moscow."
+    assert "alliance" in second
+
+
+def test_browser_followup_carries_the_chat_history(chat):
+    chat.ask("Who is Liu Weidong?")
+
+    # Asked alone this is refused (nothing says who "he" is); as a follow-up it must be answered.
+    answer = chat.ask("Where does he work?")
+
+    assert "don't cover" not in answer
+    assert "[1]" in answer
