@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from .chunking import chunk_article, embedding_text, make_splitter
@@ -15,7 +16,7 @@ from .errors import UnreadableFile
 from .index import Store
 from .schema import Article, Chunk
 
-EMBED_GROUP = 1024  # chunks per model call: the model sorts a call by length, so bigger groups pad less
+EMBED_GROUP = 1024  # chunks embedded, then written, together: one Chroma commit per group
 
 
 @dataclass
@@ -68,24 +69,35 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     splitter = make_splitter(embedder.count_tokens)
     work = [(article, chunk_article(article, splitter)) for article in pending]
     total = sum(len(chunks) for _, chunks in work)
-    with tqdm(total=total, unit="chunk", desc="embedding", disable=not progress or total == 0) as bar:
+    with tqdm(total=total + len(work), unit="text", desc="embedding", disable=not progress or total == 0) as bar:
         for group in _groups(work, EMBED_GROUP):
             texts = [embedding_text(c) for _, chunks in group for c in chunks]
             n_chunks = len(texts)
-            vectors = embedder.encode(texts + [article.title or article.article_id for article, _ in group])
-            offset = 0
+            vectors = _encode(embedder, texts + [article.title or article.article_id for article, _ in group], bar)
+            batch, offset = [], 0
             for i, (article, chunks) in enumerate(group):
-                store.write_article(article, chunks, vectors[offset:offset + len(chunks)],
-                                    title_vector=vectors[n_chunks + i])
+                batch.append((article, chunks, vectors[offset:offset + len(chunks)], vectors[n_chunks + i]))
                 offset += len(chunks)
-                report.chunks_written += len(chunks)
-                bar.update(len(chunks))
+            store.write_articles(batch)
+            report.chunks_written += n_chunks
 
     for article_id in sorted(set(stored) - seen):
         store.remove_article(article_id)
         report.removed.append(article_id)
     report.orphans_pruned = store.prune_orphans(seen)
     return report
+
+
+def _encode(embedder: MiniLM, texts: list[str], bar: tqdm, step: int = 128) -> np.ndarray:
+    """Encode in length order, `step` texts at a time: batches of similar length pad
+    little (as one big call would), and the progress bar moves as it goes."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    for i in range(0, len(order), step):
+        part = order[i:i + step]
+        vectors[part] = embedder.encode([texts[j] for j in part])
+        bar.update(len(part))
+    return vectors
 
 
 def _groups(work: list[tuple[Article, list[Chunk]]], size: int):
