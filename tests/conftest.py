@@ -23,7 +23,7 @@ def embedder():
     from assistant.embeddings import MiniLM
 
     model = MiniLM(threads=None)
-    model.model  # load once for the whole session
+    assert model.dimension == 384  # loads the model, once for the whole session
     return model
 
 

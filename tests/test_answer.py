@@ -1,4 +1,3 @@
-from dataclasses import replace
 
 from assistant.answer import NOT_COVERED, ExtractiveAnswerer, check_citations, refusal
 from assistant.schema import Answer, Chunk, Citation, Hit
