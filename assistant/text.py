@@ -25,7 +25,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+    out = []
+    for s, e in spans:
+        piece = text[s:e]
+        if piece.strip():
+            s += len(piece) - len(piece.lstrip())
+            out.append((s, s + len(piece.strip())))
+    return out
 
 
 def content_words(text: str) -> set[str]:
