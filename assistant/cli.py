@@ -79,22 +79,20 @@ def _filters(args):
 def _ingest(args, settings: Settings) -> int:
     from .corpus import require_corpus_dir
     from .embeddings import MiniLM
-    from .index import open_store
-    from .ingest import sync
+    from .ingest import ingest
 
-    require_corpus_dir(settings.corpus_dir)  # before open_store creates an empty index
+    require_corpus_dir(settings.corpus_dir)  # before an empty index is created
     embedder = MiniLM(threads=None)  # a batch job: let torch use every core
-    store = open_store(settings.index_dir, embedder)
-    report = sync(settings.corpus_dir, store, embedder, progress=not args.quiet)
+    report = ingest(settings, embedder, progress=not args.quiet)
     print(report.summary())
     return 0
 
 
 def _status(args, settings: Settings) -> int:
     from .embeddings import MiniLM
-    from .index import open_store
+    from .index import open_index
 
-    store = open_store(settings.index_dir, MiniLM(), create=False)
+    store = open_index(settings, MiniLM(), create=False)
     articles = store.stored_articles()
     status = {"articles": len(articles), "chunks": store.chunk_count(),
               "by_article": {a.article_id: a.chunks for a in articles.values()}}

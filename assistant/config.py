@@ -12,6 +12,14 @@ from typing import Mapping
 class Settings:
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
+    # A Chroma server (`chroma run`) instead of the embedded index in `index_dir`: set the host.
+    chroma_host: str = ""
+    chroma_port: int = 8000
+    chroma_auth_token: str = ""  # sent as `Authorization: Bearer …` (for a proxy or Chroma Cloud)
+    # The file an ingest holds locked (flock) while it runs; default `index_dir/ingest.lock`,
+    # or a per-server file in the temp folder in server mode.
+    ingest_lock: Path | None = None
+    embed_group: int = 1024  # chunks embedded, then written to Chroma, together
     host: str = "127.0.0.1"
     port: int = 7860
     top_k: int = 5
@@ -35,7 +43,7 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
-    """Read `ASSISTANT_*` variables; unknown or empty ones fall back to defaults."""
+    """Read `ASSISTANT_*` and `CHROMA_*` variables; unknown or empty ones fall back to defaults."""
     defaults = Settings()
 
     def get(name, cast, default):
@@ -50,6 +58,11 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     return Settings(
         corpus_dir=get("ASSISTANT_CORPUS", Path, defaults.corpus_dir),
         index_dir=get("ASSISTANT_INDEX", Path, defaults.index_dir),
+        chroma_host=get("CHROMA_HOST", str, defaults.chroma_host),
+        chroma_port=get("CHROMA_PORT", int, defaults.chroma_port),
+        chroma_auth_token=get("CHROMA_AUTH_TOKEN", str, defaults.chroma_auth_token),
+        ingest_lock=get("ASSISTANT_INGEST_LOCK", Path, defaults.ingest_lock),
+        embed_group=get("ASSISTANT_EMBED_GROUP", int, defaults.embed_group),
         host=get("ASSISTANT_HOST", str, defaults.host),
         port=get("ASSISTANT_PORT", int, defaults.port),
         top_k=get("ASSISTANT_TOP_K", int, defaults.top_k),

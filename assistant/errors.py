@@ -4,6 +4,7 @@
     ├── CorpusError          the corpus folder is missing or empty
     ├── UnreadableFile       one article could not be read (reported, then skipped)
     ├── IndexNotReady        no index yet, or the Chroma server cannot be reached
+    ├── IngestRunning        another ingest holds the ingest lock
     └── BadQuestion          empty, too long, or otherwise unusable question
 """
 
@@ -24,6 +25,10 @@ class UnreadableFile(AssistantError):
 
 
 class IndexNotReady(AssistantError):
+    pass
+
+
+class IngestRunning(AssistantError):
     pass
 
 

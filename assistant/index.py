@@ -1,4 +1,5 @@
-"""The one place Chroma is imported: open the store, write articles, query.
+"""The one place Chroma is imported: open the store (embedded, or a Chroma server), write
+articles, query.
 
 Two collections live in one Chroma database:
 - `chunks`: one record per passage (document = passage text, our own vector);
@@ -12,16 +13,18 @@ overwrites (ids are stable) or prunes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
+
 import chromadb
+import httpx
 from chromadb.api.types import EmbeddingFunction
 from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
 
+from .config import Settings
 from .embeddings import MiniLM
 from .errors import IndexNotReady
 from .schema import Article, Chunk
@@ -185,6 +188,15 @@ class Store:
             offset += len(got["ids"])
 
 
+def open_index(settings: Settings, embedder: MiniLM, create: bool = True) -> Store:
+    """The store the settings name: a Chroma server when `chroma_host` is set, else the
+    embedded index in `index_dir`. Everything above this line is the same in both modes."""
+    if settings.chroma_host:
+        return open_server_store(settings.chroma_host, settings.chroma_port, embedder, create=create,
+                                 auth_token=settings.chroma_auth_token)
+    return open_store(settings.index_dir, embedder, create=create)
+
+
 def open_store(index_dir: Path, embedder: MiniLM, create: bool = True) -> Store:
     """Open (or create) the persistent index in `index_dir`."""
     index_dir = Path(index_dir)
@@ -194,6 +206,24 @@ def open_store(index_dir: Path, embedder: MiniLM, create: bool = True) -> Store:
     client = chromadb.PersistentClient(path=str(index_dir),
                                        settings=ChromaSettings(anonymized_telemetry=False))
     return Store(client, embedder)
+
+
+def open_server_store(host: str, port: int, embedder: MiniLM, create: bool = True,
+                      auth_token: str = "") -> Store:
+    """Open (or create) the collections on a Chroma server (`chroma run`)."""
+    where = f"{host}:{port}"
+    auth = ({"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+             "chroma_client_auth_credentials": auth_token} if auth_token else {})
+    try:
+        client = chromadb.HttpClient(host=host, port=port,
+                                     settings=ChromaSettings(anonymized_telemetry=False, **auth))
+        if not create and CHUNKS not in {c.name for c in client.list_collections()}:
+            raise IndexNotReady(f"no index on the Chroma server at {where} yet: "
+                                "run `python -m assistant ingest`")
+        return Store(client, embedder)
+    except (ValueError, httpx.HTTPError) as exc:  # HttpClient's "Could not connect", or a dropped link
+        raise IndexNotReady(f"cannot reach the Chroma server at {where} (CHROMA_HOST, CHROMA_PORT): "
+                            f"{exc}") from None
 
 
 def _chunk_meta(chunk: Chunk) -> dict:

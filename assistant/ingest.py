@@ -1,8 +1,18 @@
 """Corpus folder → index, incrementally: unchanged articles are skipped by
-content hash, changed ones replaced, removed ones deleted."""
+content hash, changed ones replaced, removed ones deleted.
+
+One ingest at a time: `ingest` holds an exclusive `flock` on a lock file for the
+whole run. The kernel drops the lock when the process ends, however it ends, so a
+killed ingest never leaves a stale lock, and the next run finishes its work (see
+index.py on how a half-written article is detected).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,12 +21,13 @@ from tqdm import tqdm
 
 from .chunking import chunk_article, embedding_text, make_splitter
 from .corpus import iter_corpus
+from .config import Settings
 from .embeddings import MiniLM
-from .errors import UnreadableFile
-from .index import Store
+from .errors import IngestRunning, UnreadableFile
+from .index import Store, open_index
 from .schema import Article, Chunk
 
-EMBED_GROUP = 1024  # chunks embedded, then written, together: one Chroma commit per group
+EMBED_GROUP = Settings.embed_group  # chunks embedded, then written, together: one Chroma commit per group
 
 
 @dataclass
@@ -46,9 +57,55 @@ class SyncReport:
         return "\n".join(lines)
 
 
-def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True) -> SyncReport:
+def ingest(settings: Settings, embedder: MiniLM, progress: bool = True) -> SyncReport:
+    """Make the index the settings name match the corpus folder, holding the ingest lock.
+
+    Raises:
+        IngestRunning: another ingest holds the lock.
+        IndexNotReady: the Chroma server cannot be reached.
+    """
+    with ingest_lock(lock_path(settings)):
+        store = open_index(settings, embedder)
+        return sync(settings.corpus_dir, store, embedder, progress=progress, group_size=settings.embed_group)
+
+
+def lock_path(settings: Settings) -> Path:
+    """`ingest_lock` if set; else beside the embedded index, or one file per server in the
+    temp folder (which only guards ingests run from this machine: see the README)."""
+    if settings.ingest_lock:
+        return settings.ingest_lock
+    if settings.chroma_host:
+        return Path(tempfile.gettempdir()) / f"policy-desk-ingest-{settings.chroma_host}-{settings.chroma_port}.lock"
+    return settings.index_dir / "ingest.lock"
+
+
+@contextmanager
+def ingest_lock(path: Path):
+    """Hold an exclusive lock on `path` for the block, or raise `IngestRunning` at once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise IngestRunning(f"an ingest is already running (process {holder or '?'}, lock {path}); "
+                                "try again when it has finished") from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True,
+         group_size: int = EMBED_GROUP) -> SyncReport:
     """Make the index match `corpus_dir`. A file that cannot be read is reported and
-    its previously indexed version (if any) is kept."""
+    its previously indexed version (if any) is kept. Callers hold the ingest lock."""
     report = SyncReport()
     stored = store.stored_articles()
     seen: set[str] = set()
@@ -70,7 +127,7 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     work = [(article, chunk_article(article, splitter)) for article in pending]
     total = sum(len(chunks) for _, chunks in work)
     with tqdm(total=total + len(work), unit="text", desc="embedding", disable=not progress or total == 0) as bar:
-        for group in _groups(work, EMBED_GROUP):
+        for group in _groups(work, group_size):
             texts = [embedding_text(c) for _, chunks in group for c in chunks]
             n_chunks = len(texts)
             vectors = _encode(embedder, texts + [article.title or article.article_id for article, _ in group], bar)

@@ -13,7 +13,7 @@ from .answer import Answerer, ExtractiveAnswerer, check_citations, refusal
 from .config import Settings
 from .embeddings import MiniLM
 from .errors import BadQuestion
-from .index import Store, open_store
+from .index import Store, open_index
 from .ingest import sync
 from .retrieve import Filters, Retriever, contextualize
 from .schema import Answer, Hit
@@ -79,7 +79,7 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
                     ingest_if_empty: bool = False) -> Assistant:
     """Open the index (ingesting the corpus first when it is empty and asked to)."""
     embedder = embedder or MiniLM(threads=settings.torch_threads)
-    store = open_store(settings.index_dir, embedder, create=ingest_if_empty)
+    store = open_index(settings, embedder, create=ingest_if_empty)
     if ingest_if_empty and store.chunk_count() == 0:
         print(sync(settings.corpus_dir, store, embedder).summary(), flush=True)
     return Assistant(settings=settings, store=store, retriever=Retriever(store, embedder),

@@ -1,9 +1,15 @@
-"""Shared fixtures: the real packaged model (loaded once) and real Chroma in tmp dirs."""
+"""Shared fixtures: the real packaged model (loaded once), real Chroma in tmp dirs, and a
+real Chroma server (`chroma run`) on a free loopback port."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -74,3 +80,46 @@ def seed_assistant(seed_index, embedder):
     from assistant.service import build_assistant
 
     return build_assistant(Settings(index_dir=seed_index), embedder=embedder)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path) -> tuple[str, int]:
+    """A real `chroma run` on 127.0.0.1 with its data in tmp_path; (host, port) once its
+    heartbeat answers. A test that needs it fails (never skips) when it cannot start."""
+    port = free_port()
+    log = tmp_path / "chroma-server.log"
+    chroma = Path(sys.executable).with_name("chroma")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma-server"),
+                                 "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"chroma run did not answer on port {port}:\n{log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.1)
+        yield "127.0.0.1", port
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Terminate `proc`, killing it if it has not exited after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -27,3 +27,11 @@ def test_bad_value_names_the_variable():
 def test_with_ignores_none():
     s = Settings().with_(port=None, host="h")
     assert s.port == 7860 and s.host == "h"
+
+
+def test_chroma_server_settings():
+    s = load_settings({"CHROMA_HOST": "chroma.internal", "CHROMA_PORT": "8001", "CHROMA_AUTH_TOKEN": "t0ken",
+                       "ASSISTANT_INGEST_LOCK": "/shared/ingest.lock"})
+    assert (s.chroma_host, s.chroma_port, s.chroma_auth_token) == ("chroma.internal", 8001, "t0ken")
+    assert s.ingest_lock == Path("/shared/ingest.lock")
+    assert load_settings({}).chroma_host == ""  # embedded index by default

@@ -1,10 +1,22 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from assistant.chunking import chunk_article, make_splitter
+from assistant.config import Settings
 from assistant.errors import IndexNotReady
-from assistant.index import date_number, open_store
+from assistant.index import date_number, open_index, open_store
+from assistant.ingest import ingest
+from assistant.retrieve import Filters
 from assistant.schema import Article
+from assistant.service import build_assistant
+
+from conftest import ROOT, SEED_ID, TRADE_QUESTION, free_port, write_article
+from test_cli import cli_env, error_line, ok
 
 
 def _article(text="Ports reopened on Monday. Ships queued for days.", hash_="1" * 64, article_id="a.md"):
@@ -69,3 +81,66 @@ def test_reopen_sees_persisted_data_and_missing_index_is_reported(tmp_path, embe
 def test_date_number():
     assert date_number("2022-06-12") == 20220612
     assert date_number("") == 0 and date_number("June 2022") == 0
+
+
+# -- server mode: a real `chroma run` (conftest's chroma_server) ------------------------------
+
+def _server_settings(server, corpus) -> Settings:
+    host, port = server
+    return Settings(chroma_host=host, chroma_port=port, corpus_dir=corpus, index_dir=Path("/nonexistent"),
+                    ingest_lock=corpus.parent / "ingest.lock")
+
+
+def _server_cli(server, *args, lock: Path = Path("/nonexistent")):
+    host, port = server
+    return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=ROOT,
+                          env={**cli_env(), "CHROMA_HOST": host, "CHROMA_PORT": str(port),
+                               "ASSISTANT_INGEST_LOCK": str(lock)},
+                          capture_output=True, text=True, encoding="utf-8", timeout=180)
+
+
+def test_server_mode_ingests_and_answers_through_chroma_run(chroma_server, seed_corpus, embedder):
+    settings = _server_settings(chroma_server, seed_corpus)
+    report = ingest(settings, embedder, progress=False)
+    assert report.added == [SEED_ID]
+    assistant = build_assistant(settings, embedder=embedder)
+    answer = assistant.ask(TRADE_QUESTION)
+    assert not answer.refused and "40.7 per cent" in answer.text
+    assert assistant.store.chunks.configuration["hnsw"]["space"] == "cosine"
+    assert not settings.index_dir.exists()  # nothing was written locally
+    assert ingest(settings, embedder, progress=False).unchanged == [SEED_ID]
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_server_see_each_others_ingests(chroma_server, seed_corpus, tmp_path, embedder):
+    # Process 1 (a CLI subprocess) ingests the sample; this process reads it from the server.
+    assert "added 1" in ok(_server_cli(chroma_server, "ingest", "--corpus", seed_corpus, "--quiet",
+                                                 lock=tmp_path / "ingest.lock"))
+    settings = _server_settings(chroma_server, seed_corpus)
+    reader = build_assistant(settings, embedder=embedder)
+    assert reader.article_count == 1 and not reader.ask(TRADE_QUESTION).refused
+
+    # This process adds an article; the CLI process sees it...
+    write_article(seed_corpus, "tram.md", "City council approves tram line",
+                  "The council voted on Monday to build a tram line to the airport. It will cost 310 million euros.")
+    assert ingest(settings, embedder, progress=False).added == ["tram.md"]
+    status = json.loads(ok(_server_cli(chroma_server, "status", "--json")))
+    assert set(status["by_article"]) == {SEED_ID, "tram.md"}
+    # ...and a reader's BM25 index, derived from Chroma's chunks, catches up on refresh.
+    assert not any(h.chunk.article_id == "tram.md" for h in reader.retriever.lexical.search("tram airport", 5, Filters()))
+    reader.retriever.refresh()
+    assert reader.retriever.lexical.search("tram airport", 5, Filters())[0][0].article_id == "tram.md"
+
+
+@pytest.mark.slow
+def test_unreachable_server_is_a_clear_error(tmp_path, embedder):
+    nowhere = ("127.0.0.1", free_port())  # nobody listens there
+    with pytest.raises(IndexNotReady, match=f"127.0.0.1:{nowhere[1]}"):
+        open_index(_server_settings(nowhere, tmp_path), embedder)
+    line = error_line(_server_cli(nowhere, "status", "--json"))
+    assert "cannot reach the Chroma server" in line and f"127.0.0.1:{nowhere[1]}" in line
+
+
+def test_server_without_an_index_points_to_ingest(chroma_server, tmp_path, embedder):
+    with pytest.raises(IndexNotReady, match="ingest"):
+        open_index(_server_settings(chroma_server, tmp_path), embedder, create=False)

@@ -1,9 +1,16 @@
 import os
+import signal
+import subprocess
+import sys
 
+import pytest
+
+from assistant.errors import IngestRunning
 from assistant.index import open_store
-from assistant.ingest import sync
+from assistant.ingest import ingest_lock, sync
 
-from conftest import SEED_ID, write_article
+from conftest import ROOT, SEED_ID, write_article
+from test_cli import cli_env, error_line
 
 
 def _by_article(store):
@@ -79,3 +86,43 @@ def test_interrupted_ingest_is_completed_by_the_next_one(seed_corpus, tmp_path, 
     report = sync(seed_corpus, store, embedder, progress=False)
     assert report.added == [SEED_ID]
     assert _by_article(store) == complete  # stable ids: rewritten in place, no duplicates
+
+
+# -- one ingest at a time --------------------------------------------------------------------
+
+def test_lock_refuses_a_second_holder(tmp_path):
+    with ingest_lock(tmp_path / "ingest.lock"):
+        with pytest.raises(IngestRunning, match=f"an ingest is already running \\(process {os.getpid()}"):
+            with ingest_lock(tmp_path / "ingest.lock"):
+                pass
+    with ingest_lock(tmp_path / "ingest.lock"):  # released on exit
+        pass
+
+
+@pytest.mark.slow
+def test_cli_ingest_while_another_runs_says_so_and_fails(seed_corpus, tmp_path):
+    index = tmp_path / "index"
+    with ingest_lock(index / "ingest.lock"):  # this process is "the running ingest"
+        proc = subprocess.run([sys.executable, "-m", "assistant", "ingest", "--corpus", str(seed_corpus),
+                               "--index", str(index), "--quiet"], cwd=ROOT, env=cli_env(),
+                              capture_output=True, text=True, timeout=120)
+    assert "an ingest is already running" in error_line(proc)
+    assert not (index / "chroma.sqlite3").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_lock_holder_leaves_no_stale_lock(tmp_path):
+    lock = tmp_path / "ingest.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from assistant.ingest import ingest_lock\n"
+                               f"with ingest_lock({str(lock)!r}):\n print('locked', flush=True); time.sleep(120)"],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IngestRunning):
+            with ingest_lock(lock):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with ingest_lock(lock):  # the kernel released it with the process
+        pass
