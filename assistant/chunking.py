@@ -7,6 +7,7 @@ offsets and stable ids, which the splitter does not give reliably with overlap.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Iterator
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -35,11 +36,13 @@ def make_splitter(count_tokens: Callable[[str], int],
 
 def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
     """Split `article.text`; each chunk's offsets satisfy `text[start:end] == chunk.text`."""
+    # The path is in the id: two files with the same content are two articles with their own chunks.
+    key = hashlib.sha256(f"{article.article_id}\0{article.content_hash}".encode("utf-8")).hexdigest()[:16]
     chunks = []
     for text, start in _locate(article.text, splitter.split_text(article.text)):
         end = start + len(text)
         chunks.append(Chunk(
-            chunk_id=f"{article.content_hash[:16]}-{start}-{end}",
+            chunk_id=f"{key}-{start}-{end}",
             article_id=article.article_id,
             text=text,
             start=start,

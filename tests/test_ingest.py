@@ -1,10 +1,17 @@
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
+from assistant.chunking import chunk_article, make_splitter
+from assistant.corpus import load_article
 from assistant.errors import IngestRunning
 from assistant.index import open_store
 from assistant.ingest import ingest_lock, sync
@@ -88,6 +95,19 @@ def test_interrupted_ingest_is_completed_by_the_next_one(seed_corpus, tmp_path, 
     assert _by_article(store) == complete  # stable ids: rewritten in place, no duplicates
 
 
+def test_two_identical_files_each_keep_their_own_chunks(seed_corpus, tmp_path, embedder):
+    for name in ("tram.md", "tram copy.md"):
+        write_article(seed_corpus, name, "Tram line approved", "The council approved a tram line to the airport.")
+    store = open_store(tmp_path / "index", embedder)
+    sync(seed_corpus, store, embedder, progress=False)
+    by_article = _by_article(store)
+    stored = store.stored_articles()
+    assert len(by_article["tram.md"]) == stored["tram.md"].chunks
+    assert len(by_article["tram copy.md"]) == stored["tram copy.md"].chunks
+    os.remove(seed_corpus / "tram copy.md")
+    sync(seed_corpus, store, embedder, progress=False)
+    assert len(_by_article(store)["tram.md"]) == store.stored_articles()["tram.md"].chunks
+
 # -- one ingest at a time --------------------------------------------------------------------
 
 def test_lock_refuses_a_second_holder(tmp_path):
@@ -126,3 +146,90 @@ def test_a_killed_lock_holder_leaves_no_stale_lock(tmp_path):
         holder.wait()
     with ingest_lock(lock):  # the kernel released it with the process
         pass
+
+
+# -- crash safety: SIGKILL real ingests, then rerun ---------------------------------------------
+
+_PLACES = ["Lisbon", "Nairobi", "Osaka", "Quito", "Tallinn", "Hanoi", "Accra", "Bergen", "Cordoba", "Dhaka"]
+_BODIES = ["port authority", "water board", "housing ministry", "rail regulator", "school council",
+           "energy agency", "customs office", "health trust", "farm union", "transit commission"]
+_ACTIONS = ["approved", "delayed", "cut", "doubled", "reviewed", "audited", "expanded", "froze"]
+_OBJECTS = ["its budget for bridges", "grants for solar roofs", "a levy on freight", "rules on rent rises",
+            "the tender for new trams", "subsidies for wheat", "a plan for flood barriers", "fees for permits"]
+
+
+def _generated_corpus(folder: Path, articles: int = 30) -> Path:
+    """`articles` small articles of our own: the same vocabulary, no two alike."""
+    rng = random.Random(6)
+    folder.mkdir()
+    for n in range(articles):
+        place, body = _PLACES[n % 10], _BODIES[(n * 3) % 10]
+        paragraphs = []
+        for _ in range(rng.randint(3, 6)):
+            paragraphs.append(" ".join(
+                f"The {rng.choice(_BODIES)} in {rng.choice(_PLACES)} {rng.choice(_ACTIONS)} "
+                f"{rng.choice(_OBJECTS)} by {rng.randint(2, 95)} per cent in {rng.randint(1995, 2024)}."
+                for _ in range(rng.randint(2, 5))))
+        write_article(folder, f"{n:02d}-{place.lower()}.md", f"{place} {body} report {n}", "\n\n".join(paragraphs),
+                      date=f"2023-{n % 12 + 1:02d}-{n % 28 + 1:02d}")
+    return folder
+
+
+class _Ingest:
+    """A real `python -m assistant ingest` subprocess whose progress bar we watch."""
+
+    def __init__(self, corpus: Path, index: Path):
+        env = {**cli_env(), "ASSISTANT_EMBED_GROUP": "8"}  # many small writes: many points to die between
+        self.proc = subprocess.Popen([sys.executable, "-m", "assistant", "ingest", "--corpus", str(corpus),
+                                      "--index", str(index)], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.err = b""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while chunk := self.proc.stderr.read1(4096):
+            self.err += chunk
+
+    def progress(self) -> float:
+        """Share of the texts embedded so far, from tqdm's last "done/total"."""
+        done = re.findall(rb"embedding:.*?(\d+)/(\d+)", self.err)
+        return int(done[-1][0]) / int(done[-1][1]) if done else -1.0
+
+    def kill_when(self, ready, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready() and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.mark.slow
+def test_ingest_killed_at_any_point_is_completed_by_the_next(tmp_path, embedder):
+    corpus, index = _generated_corpus(tmp_path / "corpus"), tmp_path / "index"
+    lock = index / "ingest.lock"
+    # Each rerun embeds only what the killed one left unfinished, so the points are shares of what remains.
+    kill_points = {"just after taking the lock (opening Chroma)": lambda run: lock.is_file() and lock.read_text().strip(),
+                   "40% embedded and written": lambda run: run.progress() >= 0.4,
+                   "90% embedded and written": lambda run: run.progress() >= 0.9}
+    for name, ready in kill_points.items():
+        run = _Ingest(corpus, index)
+        run.kill_when(lambda: ready(run))
+        assert run.proc.returncode == -signal.SIGKILL, f"ingest ended by itself before '{name}'"
+
+    final = _Ingest(corpus, index)
+    assert final.proc.wait(timeout=120) == 0, final.err.decode(errors="replace")[-2000:]
+
+    store = open_store(index, embedder, create=False)
+    articles = store.stored_articles()
+    files = sorted(p.name for p in corpus.iterdir())
+    assert sorted(articles) == files  # every article present exactly once
+    chunks = store.all_chunks()
+    splitter = make_splitter(embedder.count_tokens)
+    expected = {c.chunk_id for path in corpus.iterdir()
+                for c in chunk_article(load_article(path, corpus), splitter)}
+    assert {c.chunk_id for c in chunks} == expected and len(chunks) == len(expected)  # no orphans, no gaps
+    spans = [(c.article_id, c.start, c.end) for c in chunks]
+    assert len(spans) == len(set(spans))  # no duplicate passages
+    for article_id, stored in articles.items():
+        mine = [c for c in chunks if c.article_id == article_id]
+        assert len(mine) == stored.chunks and {c.content_hash for c in mine} == {stored.content_hash}
