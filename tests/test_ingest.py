@@ -64,14 +64,21 @@ def test_deleting_an_article_removes_its_chunks(seed_corpus, tmp_path, embedder)
     assert "tram.md" not in store.stored_articles()
 
 
-def test_broken_file_is_reported_and_the_rest_ingests(seed_corpus, tmp_path, embedder):
+def test_broken_files_are_reported_and_the_rest_ingests(seed_corpus, tmp_path, embedder):
     (seed_corpus / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (seed_corpus / "empty.txt").write_bytes(b"")
+    (seed_corpus / "blob.txt").write_bytes(b"PK\x03\x04\x00\x00 a zip archive, not an article")
+    with open(seed_corpus / "huge.txt", "wb") as huge:  # 50 MB (sparse: the size is checked before reading)
+        huge.truncate(50_000_000)
+    (seed_corpus / "cp1252.txt").write_bytes("Caf\u00e9 owners said \u201cprices rose\u201d.".encode("cp1252"))
     store = open_store(tmp_path / "index", embedder)
     report = sync(seed_corpus, store, embedder, progress=False)
-    assert report.added == [SEED_ID]
-    assert sorted(name for name, _ in report.failed) == ["broken.pdf", "empty.txt"]
-    assert "skipped  broken.pdf" in report.summary()
+    assert sorted(report.added) == sorted([SEED_ID, "cp1252.txt"])  # not UTF-8, still read
+    reasons = dict(report.failed)
+    assert sorted(reasons) == ["blob.txt", "broken.pdf", "empty.txt", "huge.txt"]
+    assert reasons["huge.txt"] == "too large: 50 MB, limit 20 MB" and reasons["empty.txt"] == "empty"
+    assert "binary" in reasons["blob.txt"] and "PDF" in reasons["broken.pdf"]
+    assert "skipped  huge.txt: too large" in report.summary()
 
 
 def test_a_file_that_becomes_unreadable_keeps_its_indexed_version(seed_corpus, tmp_path, embedder):
