@@ -1,6 +1,8 @@
-"""Policy Desk: `python app.py [--host H] [--port P]` serves the chat."""
+"""Policy Desk: `python app.py [--host H] [--port P] [--root-path /prefix]` serves the chat,
+the embeddable chat (/embed) and the HTTP API (/api/docs)."""
 
 import argparse
+import logging
 import os
 
 # Set before gradio, chromadb or huggingface_hub are imported: without them they reach for the network.
@@ -8,16 +10,24 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+import uvicorn  # noqa: E402
+
+from assistant.api import build_server  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
-from assistant.ui import CSS, build_app  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", help="default $ASSISTANT_HOST or 127.0.0.1")
     parser.add_argument("--port", type=int, help="default $ASSISTANT_PORT or 7860")
+    parser.add_argument("--root-path", help="path prefix behind a reverse proxy; default $ASSISTANT_ROOT_PATH")
     args = parser.parse_args()
-    settings = load_settings().with_(host=args.host, port=args.port)
-    assistant = build_assistant(settings, ingest_if_empty=True)
-    build_app(assistant, settings.examples).launch(
-        server_name=settings.host, server_port=settings.port, css=CSS, footer_links=["api"])
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
+    # Our INFO lines; others' warnings only (bm25s sets its own logger to DEBUG).
+    logging.root.handlers[0].addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("assistant"))
+    settings = load_settings().with_(host=args.host, port=args.port, root_path=args.root_path)
+    server = build_server(build_assistant(settings, ingest_if_empty=True), settings)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
+    # the API decides that itself (TRUST_PROXY).
+    uvicorn.run(server, host=settings.host, port=settings.port, root_path=settings.root_path,
+                proxy_headers=False, access_log=False)

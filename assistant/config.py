@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
@@ -36,6 +37,15 @@ class Settings:
         "Who is Liu Weidong?",
         "What did Zuo Xiying say China should do?",
     )
+    # Sites that may frame `/embed` and call `/api/*` from a browser (`EMBED_ALLOWED_ORIGINS`,
+    # comma-separated `scheme://host[:port]`); empty: any site may frame it, no CORS.
+    embed_allowed_origins: tuple[str, ...] = ()
+    # Questions per client address on `/api/ask*`, in the `limits` notation ("20/minute; 200/day").
+    rate_limit: str = "20/minute"
+    # Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
+    trust_proxy: bool = False
+    # The path prefix a reverse proxy serves the app under ("/policy-desk"); "" at the site root.
+    root_path: str = ""
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored."""
@@ -72,4 +82,42 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         max_question_chars=get("ASSISTANT_MAX_QUESTION_CHARS", int, defaults.max_question_chars),
         examples=(tuple(e.strip() for e in env["ASSISTANT_EXAMPLES"].split("|") if e.strip())
                   if "ASSISTANT_EXAMPLES" in env else defaults.examples),
+        embed_allowed_origins=get("EMBED_ALLOWED_ORIGINS", _origins, defaults.embed_allowed_origins),
+        rate_limit=get("ASSISTANT_RATE_LIMIT", _rate_limit, defaults.rate_limit),
+        trust_proxy=get("TRUST_PROXY", _flag, defaults.trust_proxy),
+        root_path=get("ASSISTANT_ROOT_PATH", _root_path, defaults.root_path),
     )
+
+
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:.]+\](:\d{1,5})?$", re.IGNORECASE)
+_RATE = re.compile(r"^\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?$", re.IGNORECASE)
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Browser origins as they appear in an `Origin` header: scheme, host, optional port."""
+    origins = tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ValueError(f"{origin!r} is not an origin like https://news.example.org")
+    return origins
+
+
+def _rate_limit(raw: str) -> str:
+    for part in re.split(r"[;,]", raw):
+        if not _RATE.match(part.strip()):
+            raise ValueError(f"{part.strip()!r} is not a rate like 20/minute")
+    return raw
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use 1 or 0")
+
+
+def _root_path(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise ValueError("a path starting with /")
+    return raw.rstrip("/")

@@ -1,4 +1,5 @@
-"""The one place gradio is imported: pure renderers plus `build_app(assistant)`.
+"""The one place gradio is imported: pure renderers, `build_app(assistant)`, and
+`mount_chat`, which puts the chat page on the server's FastAPI app (`api.build_server`).
 
 Article text is untrusted: every title, quote and URL goes through `md_escape`,
 `html.escape` or `safe_url` before it reaches the page.
@@ -157,3 +158,11 @@ def build_app(assistant, examples: Sequence[str] = ()):
         question.submit(on_submit, [question, chat], [chat, sources], api_name="ask").then(
             lambda: "", outputs=[question])
     return app
+
+
+def mount_chat(server, assistant, examples: Sequence[str] = (), root_path: str = ""):
+    """Serve the chat page at `/` of the FastAPI app `server`; returns `server`."""
+    import gradio as gr
+
+    return gr.mount_gradio_app(server, build_app(assistant, examples), path="/", css=CSS,
+                               footer_links=["api"], root_path=root_path or None)

@@ -35,3 +35,16 @@ def test_chroma_server_settings():
     assert (s.chroma_host, s.chroma_port, s.chroma_auth_token) == ("chroma.internal", 8001, "t0ken")
     assert s.ingest_lock == Path("/shared/ingest.lock")
     assert load_settings({}).chroma_host == ""  # embedded index by default
+
+
+def test_embedding_and_limit_settings():
+    s = load_settings({"EMBED_ALLOWED_ORIGINS": "https://News.example.org/, http://localhost:8000",
+                       "ASSISTANT_RATE_LIMIT": "5/minute; 100 per day", "TRUST_PROXY": "1",
+                       "ASSISTANT_ROOT_PATH": "/policy-desk/"})
+    assert s.embed_allowed_origins == ("https://news.example.org", "http://localhost:8000")
+    assert (s.rate_limit, s.trust_proxy, s.root_path) == ("5/minute; 100 per day", True, "/policy-desk")
+    assert (Settings().embed_allowed_origins, Settings().rate_limit, Settings().trust_proxy) == ((), "20/minute", False)
+    for name, bad in (("EMBED_ALLOWED_ORIGINS", "https://a.org/path"), ("EMBED_ALLOWED_ORIGINS", "*"),
+                      ("ASSISTANT_RATE_LIMIT", "lots"), ("TRUST_PROXY", "maybe"), ("ASSISTANT_ROOT_PATH", "pd")):
+        with pytest.raises(ValueError, match=name):
+            load_settings({name: bad})

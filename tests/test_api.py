@@ -1,0 +1,491 @@
+"""The HTTP API, the embed page and the frame/CORS policy: FastAPI's TestClient over the real
+assistant first, then a real uvicorn server in Chromium, framed by host pages on another site."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import expect
+from starlette.requests import Request
+
+from assistant.api import build_api, build_server, client_address, embed_page, pieces
+from assistant.config import Settings
+from assistant.service import answer_to_dict
+from conftest import TRADE_QUESTION, free_port
+from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
+
+ALLOWED = "https://news.example.org"
+ANSWER_MS = 30_000
+
+
+def sse_events(body: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in body.replace("\r\n", "\n").strip().split("\n\n"):
+        lines = block.split("\n")
+        event = next((ln[6:].strip() for ln in lines if ln.startswith("event:")), "message")
+        data = "\n".join(ln[5:].lstrip() for ln in lines if ln.startswith("data:"))
+        events.append((event, json.loads(data)))
+    return events
+
+
+@pytest.fixture(scope="module")
+def settings(seed_index) -> Settings:
+    return Settings(index_dir=seed_index, embed_allowed_origins=(ALLOWED,), rate_limit="1000/minute")
+
+
+@pytest.fixture(scope="module")
+def client(seed_assistant, settings):
+    with TestClient(build_api(seed_assistant, settings)) as c:
+        yield c
+
+
+# --- contract -------------------------------------------------------------------------------
+
+def test_ask_returns_the_cli_object(client, seed_assistant):
+    r = client.post("/api/ask", json={"question": TRADE_QUESTION})
+
+    assert r.status_code == 200
+    body = r.json()
+    assert body == answer_to_dict(seed_assistant.ask(TRADE_QUESTION))  # same object as `ask --json`
+    assert set(body) == {"answer", "refused", "notice", "citations", "passages"}
+    assert "40.7 per cent" in body["answer"] and "[1]" in body["answer"] and not body["refused"]
+    cite = body["citations"][0]
+    assert set(cite) == {"n", "article_id", "title", "source", "date", "url", "quote", "passage_rank"}
+    assert cite["quote"] in body["passages"][cite["passage_rank"] - 1]["text"]
+
+
+def test_ask_takes_history_and_filters(client):
+    alone = client.post("/api/ask", json={"question": "Where does he work?"}).json()
+    followup = client.post("/api/ask", json={"question": "Where does he work?",
+                                              "history": ["Who is Liu Weidong?"]}).json()
+    assert alone["refused"] and not followup["refused"]
+
+    wheat = {"question": "How much wheat did Kansas farmers harvest?"}
+    assert "420 million bushels" in client.post("/api/ask", json=wheat).json()["answer"]
+    other = client.post("/api/ask", json={**wheat, "filters": {"sources": ["Metro Gazette"]}}).json()
+    assert all(p["source"] == "Metro Gazette" for p in other["passages"]) and "420" not in other["answer"]
+    none = client.post("/api/ask", json={**wheat, "filters": {"since": "2030-01-01"}}).json()
+    assert none["refused"] and none["notice"] == "No article matches these filters."
+
+
+def test_stream_sends_text_pieces_then_the_answer(client):
+    with client.stream("POST", "/api/ask/stream", json={"question": TRADE_QUESTION}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(r.read().decode())
+
+    names = [name for name, _ in events]
+    assert names[-1] == "answer" and set(names[:-1]) == {"delta"} and len(names) > 3
+    final = events[-1][1]
+    assert "".join(d["text"] for _, d in events[:-1]) == final["answer"]
+    assert final == client.post("/api/ask", json={"question": TRADE_QUESTION}).json()
+
+
+def test_bad_requests_get_422_with_a_message(client):
+    too_long = "why " * 600  # 2,400 characters; the cap is 2,000
+    for path in ("/api/ask", "/api/ask/stream"):
+        r = client.post(path, json={"question": too_long})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/json"
+        assert "please keep it under 2,000" in r.json()["detail"]
+    assert client.post("/api/ask", json={"question": " \n "}).json()["detail"] == "Please type a question."
+    for body in ({}, {"question": "q", "filters": {"since": "last week"}}, {"question": "q", "extra": 1},
+                 {"question": ["q"]}):
+        assert client.post("/api/ask", json=body).status_code == 422
+
+
+def test_rate_limit_answers_429_with_retry_after(seed_assistant, settings):
+    with TestClient(build_api(seed_assistant, settings.with_(rate_limit="2/minute"))) as c:
+        question = {"question": "Who is Liu Weidong?"}
+        assert [c.post("/api/ask", json=question).status_code for _ in range(2)] == [200, 200]
+        for path in ("/api/ask", "/api/ask/stream"):
+            r = c.post(path, json=question, headers={"X-Forwarded-For": "10.9.9.9"})  # not trusted: same client
+            assert r.status_code == 429
+            assert 1 <= int(r.headers["Retry-After"]) <= 60
+            assert "2 questions per minute" in r.json()["detail"] and "try again in" in r.json()["detail"]
+        assert c.get("/api/health").status_code == 200  # only questions count
+
+    with TestClient(build_api(seed_assistant, settings.with_(rate_limit="1/minute", trust_proxy=True))) as c:
+        as_from = lambda ip: c.post("/api/ask", json={"question": "   "}, headers={"X-Forwarded-For": f"1.1.1.1, {ip}"})
+        assert as_from("192.0.2.1").status_code == 422  # counted, then refused as empty
+        assert as_from("192.0.2.1").status_code == 429
+        assert as_from("192.0.2.2").status_code == 422  # another client behind the proxy
+
+
+def test_client_address_believes_only_the_proxys_own_entry():
+    def request(forwarded):
+        headers = [(b"x-forwarded-for", v.encode()) for v in forwarded]
+        return Request({"type": "http", "headers": headers, "client": ("127.0.0.1", 5000)})
+
+    assert client_address(request(["6.6.6.6"]), trust_proxy=False) == "127.0.0.1"
+    assert client_address(request(["6.6.6.6, 203.0.113.7"]), trust_proxy=True) == "203.0.113.7"
+    assert client_address(request(["6.6.6.6", "203.0.113.7"]), trust_proxy=True) == "203.0.113.7"
+    assert client_address(request([]), trust_proxy=True) == "127.0.0.1"
+
+
+def test_health_and_openapi_docs(client):
+    assert client.get("/api/health").json() == {"status": "ok", "articles": 3, "chunks": 7}
+    spec = client.get("/api/openapi.json").json()
+    assert {"/api/ask", "/api/ask/stream", "/api/health"} <= set(spec["paths"])
+    assert "/embed" not in spec["paths"]
+    assert set(spec["components"]["schemas"]["AnswerOut"]["properties"]) == {
+        "answer", "refused", "notice", "citations", "passages"}
+    assert "swagger" in client.get("/api/docs").text.lower()
+
+
+def test_pieces_join_back_to_the_text():
+    text = "Trade grew by 40.7 per cent  in the first five months, customs said. [1] More [2]"
+    assert "".join(pieces(text)) == text and len(pieces(text)) == 3
+    assert pieces("") == [""]
+
+
+# --- frames and CORS, with the Gradio chat mounted ------------------------------------------
+
+@pytest.fixture(scope="module")
+def server_client(seed_assistant, settings):
+    with TestClient(build_server(seed_assistant, settings), base_url="http://policy.example.org") as c:
+        yield c
+
+
+def test_frame_ancestors_when_origins_are_set(server_client):
+    embed = server_client.get("/embed").headers["content-security-policy"]
+    assert f"frame-ancestors 'self' {ALLOWED}" in embed and "default-src 'none'" in embed
+    chat = server_client.get("/")
+    assert chat.status_code == 200 and "Policy Desk" in chat.text
+    assert chat.headers["content-security-policy"] == "frame-ancestors 'self'"  # the chat page: this site only
+    assert server_client.get("/api/health").headers["content-security-policy"] == "frame-ancestors 'self'"
+
+
+def test_without_origins_any_site_may_frame_and_startup_says_so(seed_assistant, settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="assistant.api"):
+        app = build_server(seed_assistant, settings.with_(embed_allowed_origins=()))
+    assert "EMBED_ALLOWED_ORIGINS is not set: any site may frame /embed" in caplog.text
+    with TestClient(app) as c:
+        assert "frame-ancestors" not in c.get("/embed").headers["content-security-policy"]
+        assert "content-security-policy" not in c.get("/").headers
+        r = c.options("/api/ask", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in r.headers  # no allowlist: no CORS at all
+
+
+def test_cors_only_for_allowed_origins_and_only_on_the_api(server_client):
+    def preflight(path, origin):
+        return server_client.options(path, headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                                    "Access-Control-Request-Headers": "content-type"})
+
+    ok = preflight("/api/ask", ALLOWED)
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ALLOWED
+    assert "access-control-allow-credentials" not in ok.headers
+    bad = preflight("/api/ask", "https://evil.example")
+    assert bad.status_code == 400 and "access-control-allow-origin" not in bad.headers
+
+    r = server_client.post("/api/ask", json={"question": TRADE_QUESTION}, headers={"Origin": ALLOWED})
+    assert r.headers["access-control-allow-origin"] == ALLOWED
+    assert r.headers["access-control-expose-headers"] == "Retry-After"
+    r = server_client.post("/api/ask", json={"question": TRADE_QUESTION}, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # the browser withholds it
+
+    # Gradio's own CORS would echo any origin, with credentials, under a real host name; it is off.
+    for origin in ("https://evil.example", ALLOWED):
+        for path in ("/gradio_api/info", "/config"):
+            r = server_client.get(path, headers={"Origin": origin})
+            assert r.status_code == 200 and "access-control-allow-origin" not in r.headers, (path, origin)
+        assert "access-control-allow-origin" not in preflight("/gradio_api/queue/join", origin).headers
+
+
+def test_embed_page_is_one_self_contained_file():
+    page, sources = embed_page(2000)
+    script = re.search(r"<script>(.*?)</script>", page, re.DOTALL).group(1)
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
+    assert "localStorage" not in script and "sessionStorage" not in script and "document.cookie" not in script
+    assert not re.search(r"\b(src|href)=", page)  # nothing loaded from anywhere
+    assert 'maxlength="2000"' in page
+    assert sources.startswith("script-src 'sha256-") and "style-src 'sha256-" in sources
+
+
+# --- a real server in Chromium ----------------------------------------------------------------
+
+HOSTILE_TITLE = ("<script>window.__pwned=1;alert(1)</script><img src=x onerror=window.__pwned=2;alert(2)> "
+                 "Harbour dredging plan [more](javascript:window.__pwned=3)")
+HOSTILE_BODY = ("The port authority said dredging the harbour channel will cost 48 million dollars. "
+                "<script>window.__pwned=4;alert(4)</script> <img src=x onerror=\"window.__pwned=5;alert(5)\"> "
+                "[details](javascript:window.__pwned=6) Work on the harbour starts in the spring.")
+HOSTILE_QUESTION = "How much will dredging the harbour channel cost?"
+
+
+def host_page(embed_url: str) -> bytes:
+    """A news site's article page with the chat beside it, as a site owner would embed it."""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>The Harbour Times</title><style>
+body {{ margin: 0; font: 16px/1.55 Georgia, serif; color: #222; background: #f6f3ee; }}
+.top {{ background: #16324f; color: #fff; padding: 14px 32px; font: 700 22px system-ui, sans-serif; }}
+.wrap {{ display: flex; gap: 32px; padding: 24px 32px; align-items: flex-start; }}
+article {{ flex: 1; max-width: 560px; }} h1 {{ font-size: 28px; line-height: 1.2; margin: 0 0 12px; }}
+.by {{ color: #666; font: 14px system-ui, sans-serif; }}
+iframe {{ border: 1px solid #c9c2b6; border-radius: 10px; background: #fff; flex: none; }}
+</style></head><body><div class="top">The Harbour Times</div><div class="wrap"><article>
+<h1>Beijing weighs its ties with Moscow as trade surges</h1><p class="by">Analysis · 6 min read</p>
+<p>Chinese scholars are openly debating how close Beijing should stay to Moscow, even as trade between the
+two countries climbs. Customs figures released last week show the value of two-way trade rising sharply
+in the first five months of the year, while trade with the United States shrank.</p>
+<p>Ask our policy desk about the articles behind this story: every answer quotes and cites its source.</p>
+</article><iframe id="policy-desk" src="{embed_url}" width="400" height="600" title="Policy Desk"></iframe>
+</div></body></html>""".encode()
+
+
+class HostSite:
+    """A tiny HTTP server on localhost (another site than 127.0.0.1) serving a host page."""
+
+    def __init__(self, port: int, embed_url: str):
+        page = host_page(embed_url)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://localhost:{port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Uvicorn:
+    """The server app on a free 127.0.0.1 port, in a thread of this process (the model is loaded once)."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    proxy_headers=False, access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, seed_index, embedder):
+    """The server over the seed corpus plus a hostile article; host pages on two other sites."""
+    from assistant.index import open_store
+    from assistant.ingest import sync
+    from assistant.service import build_assistant
+
+    corpus = tmp_path_factory.mktemp("embed") / "corpus"
+    shutil.copytree(seed_index.parent / "corpus", corpus)  # the sample, wheat (with a URL) and tram
+    (corpus / "hostile.md").write_text(
+        "---\ntitle: '" + HOSTILE_TITLE.replace("'", "''") + "'\nsource: 'Evil <b>Wire</b>'\ndate: '2024-05-01'\n"
+        "url: 'javascript:window.__pwned=7;alert(7)'\n---\n\n" + HOSTILE_BODY + "\n", encoding="utf-8")
+    index = corpus.parent / "index"
+    sync(corpus, open_store(index, embedder), embedder, progress=False)
+
+    allowed_port, other_port = free_port(), free_port()
+    settings = Settings(index_dir=index, rate_limit="500/minute",
+                        embed_allowed_origins=(f"http://localhost:{allowed_port}",))
+    server = Uvicorn(build_server(build_assistant(settings, embedder=embedder), settings))
+    allowed = HostSite(allowed_port, server.url + "/embed")
+    other = HostSite(other_port, server.url + "/embed")
+    yield {"app": server.url, "allowed": allowed.url, "other": other.url, "allowed_site": allowed}
+    allowed.close()
+    other.close()
+    server.close()
+
+
+class Watched:
+    """A page in a fresh context, with the dialogs it opened and the errors it logged."""
+
+    def __init__(self, browser, viewport=(1100, 720)):
+        self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        self.page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+
+    def frame(self):
+        return self.page.frame_locator("#policy-desk")
+
+    def close(self):
+        self.context.close()
+
+
+def embed_ask(frame, question: str):
+    """Type `question` into the embed, press Enter; the answer bubble once the answer is in."""
+    frame.locator("#pd-question").fill(question)
+    frame.locator("#pd-question").press("Enter")
+    answer = frame.locator(".pd-a").last
+    expect(answer).not_to_have_attribute("aria-busy", "true", timeout=ANSWER_MS)
+    return answer
+
+
+def third_party_storage(page, app_url: str) -> str:
+    frame = next(f for f in page.frames if f.url.startswith(app_url))
+    return frame.evaluate("() => { try { localStorage.length; return 'allowed'; } catch (e) { return e.name; } }")
+
+
+@pytest.mark.slow
+def test_embed_answers_in_a_cross_site_frame_with_third_party_storage_blocked_10_of_10(site, browser, tmp_path):
+    for attempt in range(10):
+        w = Watched(browser)
+        w.page.goto(site["allowed"])
+        frame = w.frame()
+        expect(frame.locator("#pd-question")).to_be_editable(timeout=10_000)
+        # The frame is third-party (localhost hosts 127.0.0.1), and its storage is blocked.
+        assert third_party_storage(w.page, site["app"]) == "SecurityError"
+
+        answer = embed_ask(frame, TRADE_QUESTION)
+
+        assert "40.7 per cent" in answer.locator(".pd-text").inner_text(), attempt
+        ref = answer.locator(".pd-ref").first
+        expect(ref).to_have_text("[1]")
+        note = answer.locator(".pd-notes details").first
+        assert note.get_attribute("open") is None
+        ref.click()
+        expect(note).to_have_attribute("open", "")
+        expect(note.locator("blockquote")).to_contain_text("with the value surging by 40.7 per cent")
+        if attempt == 0:  # the README's picture, written to tmp (copied to docs/ by hand)
+            frame.locator("#pd-log").evaluate("log => { log.scrollTop = 0; }")
+            w.page.screenshot(path=str(tmp_path / "embed.png"))
+            assert (tmp_path / "embed.png").stat().st_size > 20_000
+        w.close()
+        assert w.dialogs == [] and w.errors == [], (attempt, w.dialogs, w.errors)
+
+
+@pytest.mark.slow
+def test_footnote_links_open_a_new_tab_safely_and_options_apply(site, browser):
+    w = Watched(browser, viewport=(400, 600))
+    w.page.goto(site["app"] + "/embed?theme=dark&title=%3Cb%3EHarbour%20desk%3C%2Fb%3E&source=Plains%20Daily")
+    page = w.page
+    expect(page.locator("#pd-title")).to_have_text("<b>Harbour desk</b>")  # text, not markup
+    assert page.title() == "<b>Harbour desk</b>"
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
+    expect(page.locator("#pd-scope")).to_contain_text("Plains Daily")
+
+    wheat = embed_ask(page, "How much wheat did Kansas farmers harvest?")
+    assert "420 million bushels" in wheat.inner_text()
+    link = wheat.locator(".pd-notes a")
+    assert (link.get_attribute("href"), link.get_attribute("target")) == ("https://example.org/wheat", "_blank")
+    assert "noopener" in link.get_attribute("rel").split()
+    # Only Plains Daily: the trade article is out of bounds, so the answer is a refusal.
+    trade = embed_ask(page, TRADE_QUESTION)
+    assert "40.7" not in trade.inner_text() and trade.locator(".pd-notes").count() == 0
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+
+@pytest.mark.slow
+def test_frames_outside_the_allowlist_are_refused_by_the_browser(site, browser):
+    w = Watched(browser)
+    w.page.goto(site["other"])  # localhost on a port that is not in EMBED_ALLOWED_ORIGINS
+    w.page.wait_for_timeout(1500)
+    assert any("frame-ancestors" in e for e in w.errors), w.errors
+    frame = next(f for f in w.page.frames if f != w.page.main_frame)
+    assert frame.evaluate("() => document.getElementById('pd-question')") is None
+    w.close()
+
+    # The chat page itself may be framed by this site only, even from an allowed origin.
+    w = Watched(browser)
+    w.page.goto(site["allowed"])
+    expect(w.frame().locator("#pd-question")).to_be_visible(timeout=10_000)
+    w.page.evaluate("url => document.getElementById('policy-desk').src = url", site["app"] + "/")
+    w.page.wait_for_timeout(1500)
+    assert any("frame-ancestors" in e for e in w.errors), w.errors
+    assert w.frame().locator("#question").count() == 0
+    w.close()
+
+
+@pytest.mark.slow
+def test_hostile_article_runs_nothing_in_the_embed(site, browser):
+    w = Watched(browser)
+    w.page.goto(site["allowed"])
+    frame = w.frame()
+    answer = embed_ask(frame, HOSTILE_QUESTION)
+
+    assert "48 million dollars" in answer.inner_text()
+    answer.locator(".pd-ref").first.click()
+    note = answer.locator(".pd-notes li").first
+    assert "<script>window.__pwned=1" in note.locator(".pd-title").inner_text()  # shown as text
+    assert note.locator("a").count() == 0  # the javascript: URL is no link
+    assert answer.locator("script, img").count() == 0
+    embed = next(f for f in w.page.frames if f.url.startswith(site["app"]))
+    assert embed.evaluate("() => window.__pwned") is None
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+
+@pytest.mark.slow
+def test_hostile_article_runs_nothing_in_the_chat_page(site, browser):
+    w = Watched(browser, viewport=(1280, 900))
+    page = w.page
+    page.goto(site["app"] + "/")
+    box = page.locator("#question textarea")
+    box.fill(HOSTILE_QUESTION)
+    box.press("Enter")
+    sources = page.locator("#sources")
+    expect(sources.locator(".pd-source").first).to_be_visible(timeout=ANSWER_MS)
+    expect(box).to_have_value("", timeout=ANSWER_MS)
+
+    assert "48 million dollars" in page.locator("#chat [data-testid='bot']").last.inner_text()
+    assert "<script>window.__pwned=1" in sources.inner_text()
+    sources.locator("details").first.click()  # the passage in context, payloads included
+    assert "onerror" in sources.inner_text()
+    assert page.locator("#chat script, #chat img[src='x'], #sources script, #sources img").count() == 0
+    assert page.locator("#chat a[href^='javascript'], #sources a[href^='javascript']").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+
+@pytest.mark.slow
+def test_embed_shows_the_rate_limit_message(seed_assistant, settings, browser):
+    server = Uvicorn(build_api(seed_assistant, settings.with_(rate_limit="1/minute")))
+    try:
+        w = Watched(browser, viewport=(400, 600))
+        w.page.goto(server.url + "/embed")
+        assert "40.7" in embed_ask(w.page, TRADE_QUESTION).inner_text()
+        second = embed_ask(w.page, "Who is Liu Weidong?")
+        expect(second.locator(".pd-error")).to_contain_text("You're asking faster than this assistant allows")
+        expect(w.page.locator("#pd-question")).to_have_value("Who is Liu Weidong?")  # kept for a retry
+        w.close()
+        # The browser logs the 429 response itself; nothing else may be logged.
+        assert [e for e in w.errors if "429" not in e] == [] and w.dialogs == []
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_real_requests_with_origin_headers(site):
+    allowed = site["allowed"].rstrip("/")
+    for host in (None, "policy.example.org"):  # loopback, and a real host name (where Gradio would echo)
+        headers = {"Host": host} if host else {}
+        r = httpx.post(site["app"] + "/api/ask", json={"question": TRADE_QUESTION}, timeout=30,
+                       headers={**headers, "Origin": allowed})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == allowed
+        r = httpx.post(site["app"] + "/api/ask", json={"question": TRADE_QUESTION}, timeout=30,
+                       headers={**headers, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+        r = httpx.get(site["app"] + "/gradio_api/info", timeout=30, headers={**headers, "Origin": "https://evil.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
