@@ -1,4 +1,5 @@
-"""The real app: `python app.py` launched on a free port, driven by gradio_client and Chromium.
+"""The real app: `python app.py` launched on a free port, driven by gradio_client, Chromium and
+plain HTTP (the API, the embed page and their headers are tested in depth in test_api.py).
 
 The app starts on an empty tmp index, so it ingests a copy of the sample corpus first.
 """
@@ -38,15 +39,20 @@ def free_port() -> int:
 
 def app_env(corpus: Path, index: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.pop("EMBED_ALLOWED_ORIGINS", None)
+    env.pop("TRUST_PROXY", None)
     env.update(ASSISTANT_CORPUS=str(corpus), ASSISTANT_INDEX=str(index), HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", ANONYMIZED_TELEMETRY="False",
                PYTHONUNBUFFERED="1")
     return env
 
 
+EMBEDDER = "https://news.example.org"
+
+
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """The URL of `python app.py`, serving a tmp copy of the sample corpus."""
+def app(tmp_path_factory):
+    """`python app.py` serving a tmp copy of the sample corpus: (url, log file)."""
     base = tmp_path_factory.mktemp("app")
     corpus = base / "corpus"
     corpus.mkdir()
@@ -55,7 +61,7 @@ def app_url(tmp_path_factory):
     log_path = base / "app.log"
     with open(log_path, "w", encoding="utf-8") as log:  # a file, not a pipe: a full pipe would stall the app
         proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=app_env(corpus, base / "index"),
+                                cwd=ROOT, env={**app_env(corpus, base / "index"), "EMBED_ALLOWED_ORIGINS": EMBEDDER},
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -70,7 +76,7 @@ def app_url(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
             time.sleep(0.5)
-        yield url
+        yield url, log_path
     finally:
         proc.terminate()
         try:
@@ -78,6 +84,11 @@ def app_url(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app_url(app) -> str:
+    return app[0]
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +160,19 @@ def test_page_reports_the_ingested_article(app_url):
     assert "**1 article**" in httpx.get(app_url + "/", timeout=10).text
 
 
-def test_api_ask_returns_cited_answer_and_sources(app_url):
+def test_app_serves_api_and_embed_with_the_allowlist_from_the_environment(app):
+    url, log = app
+    assert httpx.get(url + "/api/health", timeout=10).json()["articles"] == 1
+    embed = httpx.get(url + "/embed", timeout=10)
+    assert embed.status_code == 200 and 'id="pd-question"' in embed.text
+    assert f"frame-ancestors 'self' {EMBEDDER}" in embed.headers["content-security-policy"]
+    assert httpx.get(url + "/", timeout=10).headers["content-security-policy"] == "frame-ancestors 'self'"
+    r = httpx.post(url + "/api/ask", json={"question": TRADE_QUESTION}, headers={"Origin": EMBEDDER}, timeout=30)
+    assert "40.7 per cent" in r.json()["answer"] and r.headers["access-control-allow-origin"] == EMBEDDER
+    assert f"/embed may be framed by, and /api/* called from: {EMBEDDER}" in log.read_text()
+
+
+def test_gradio_api_ask_returns_cited_answer_and_sources(app_url):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False, analytics_enabled=False, download_files=False)
