@@ -267,13 +267,13 @@ class HostSite:
 class Uvicorn:
     """The server app on a free 127.0.0.1 port, in a thread of this process (the model is loaded once)."""
 
-    def __init__(self, app):
+    def __init__(self, app, root_path: str = ""):
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    proxy_headers=False, access_log=False))
+                                                    proxy_headers=False, access_log=False, root_path=root_path))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -323,7 +323,7 @@ class Watched:
         self.errors: list[str] = []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text} {m.location}"))
 
     def frame(self):
         return self.page.frame_locator("#policy-desk")
@@ -489,3 +489,80 @@ def test_real_requests_with_origin_headers(site):
         assert "access-control-allow-origin" not in r.headers
         r = httpx.get(site["app"] + "/gradio_api/info", timeout=30, headers={**headers, "Origin": "https://evil.example"})
         assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+class PrefixProxy:
+    """A reverse proxy on localhost as a site would run one: `/policy-desk/*` → the app's `/*`,
+    prefix stripped, X-Forwarded-* set, responses streamed through (SSE included)."""
+
+    PREFIX = "/policy-desk"
+
+    def __init__(self, upstream: str):
+        client = httpx.Client(timeout=30)
+        prefix = self.PREFIX
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self):
+                if not self.path.startswith(prefix + "/"):  # the rest of the site (the browser asks for /favicon.ico)
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "content-length", "accept-encoding")}
+                headers.update({"X-Forwarded-For": self.client_address[0], "X-Forwarded-Host": self.headers["Host"],
+                                "X-Forwarded-Proto": "http", "Accept-Encoding": "identity"})
+                request = client.build_request(self.command, upstream + self.path[len(prefix):],
+                                               headers=headers, content=body)
+                r = client.send(request, stream=True)
+                try:
+                    self.send_response(r.status_code)
+                    for k, v in r.headers.multi_items():
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(k, v)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for chunk in r.iter_raw():
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                finally:
+                    r.close()
+
+            do_GET = do_POST = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://localhost:{self.server.server_address[1]}{prefix}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_served_under_a_path_prefix_behind_a_reverse_proxy(seed_assistant, settings, browser):
+    proxied = settings.with_(root_path=PrefixProxy.PREFIX, trust_proxy=True)
+    server = Uvicorn(build_server(seed_assistant, proxied), root_path=proxied.root_path)
+    proxy = PrefixProxy(server.url)
+    try:
+        w = Watched(browser, viewport=(400, 600))
+        w.page.goto(proxy.url + "/embed")
+        answer = embed_ask(w.page, TRADE_QUESTION)
+        assert "40.7 per cent" in answer.inner_text() and answer.locator(".pd-notes li").count() >= 1
+
+        w.page.goto(proxy.url + "/")
+        box = w.page.locator("#question textarea")
+        box.fill("Who is Liu Weidong?")
+        box.press("Enter")
+        expect(w.page.locator("#sources .pd-source").first).to_be_visible(timeout=ANSWER_MS)
+        w.close()
+        assert w.dialogs == [] and w.errors == []
+    finally:
+        proxy.close()
+        server.close()
