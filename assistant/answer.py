@@ -60,6 +60,7 @@ class ExtractiveAnswerer:
         best = max(candidates, key=lambda c: c.score)
         chosen = [c for c in sorted(candidates, key=lambda c: -c.score)
                   if c.score >= best.score - self.margin][:MAX_SENTENCES]
+        chosen = _with_context(chosen)
 
         numbers: dict[str, int] = {}  # chunk_id → citation number, in order of first use
         parts = []
@@ -98,6 +99,33 @@ class ExtractiveAnswerer:
             number = 0.1 if wants_number and _NUMBER.search(text) else 0.0
             out.append(_Candidate(hit, s, e, float(cos) + 0.3 * overlap + number - 0.02 * (hit.rank - 1)))
         return out
+
+
+# A sentence that opens by referring back ("He said…", "The company is…", "“We are…") needs
+# the sentence before it to say who or what it is about.
+_REFERS_BACK = re.compile(r"^[“\"‘']?\s*(?:(?i:he|she|it|they|his|her|its|their|this|that|these|those|we|our|"
+                          r"such|both)\b|[Tt]he [a-z0-9])")
+
+
+def _with_context(chosen: list[_Candidate]) -> list[_Candidate]:
+    """Extend each sentence that refers back with the sentence before it in its passage;
+    merge sentences of one passage that then touch or overlap."""
+    out: list[_Candidate] = []
+    for cand in chosen:
+        start = cand.start
+        if _REFERS_BACK.match(cand.text):
+            before = [s for s, e in sentence_spans(cand.hit.chunk.text) if e <= cand.start]
+            if before:
+                start = before[-1]
+        extended = replace(cand, start=start)
+        for i, other in enumerate(out):
+            same = other.hit.chunk.chunk_id == cand.hit.chunk.chunk_id
+            if same and extended.start <= other.end + 2 and other.start <= extended.end + 2:
+                out[i] = replace(other, start=min(other.start, extended.start), end=max(other.end, extended.end))
+                break
+        else:
+            out.append(extended)
+    return out
 
 
 def check_citations(answer: Answer, article_text: Callable[[str], str | None]) -> Answer:

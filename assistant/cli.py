@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=None, help="passages given to the answerer (default 5)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=Path, help="write per-question records of misses here (.jsonl)")
+    p.add_argument("--baseline", choices=["langchain"], help="also score LangChain's stock recipe, side by side")
+    p.add_argument("--corpus", type=Path, help="corpus folder the baseline indexes (default: $ASSISTANT_CORPUS or corpus/)")
     return parser
 
 
@@ -156,21 +158,53 @@ def _eval(args, settings: Settings) -> int:
     from .service import build_assistant
 
     assistant = build_assistant(settings.with_(top_k=args.k))
+    questions = list(with_context(read_questions(args.questions)))
     scores, records = Scores(), []
-    for q, history, filters in with_context(read_questions(args.questions)):
+    for q, history, filters in questions:
         ranked = assistant.search(q.question, history, filters, k=max(10, assistant.settings.top_k))
         answer = assistant.respond(assistant.query(q.question, history), ranked[:assistant.settings.top_k], filters)
         records.append(score_question(scores, q, ranked, answer, assistant.store.article_text))
-    table = scores.table()
+    tables = {"ours": scores.table()}
+    if args.baseline:
+        tables[args.baseline] = _baseline_table(args, settings, assistant, questions)
     if args.failures:
         misses = [r for r in records if r.get("rank") is None and r["type"] != "unanswerable"
                   or r.get("gold_in_answer") is False
                   or (r["type"] == "unanswerable") != r["refused"]]
         args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in misses), encoding="utf-8")
     if args.json:
-        print(json.dumps(table, indent=1))
+        print(json.dumps(tables if args.baseline else tables["ours"], indent=1))
     else:
-        width = max(map(len, table))
-        for key, value in table.items():
-            print(f"{key:<{width}}  {value}")
+        width = max(map(len, tables["ours"]))
+        print(f"{'':<{width}}  " + "  ".join(f"{name:>10}" for name in tables))
+        for key in tables["ours"]:
+            print(f"{key:<{width}}  " + "  ".join(f"{_cell(t.get(key)):>10}" for t in tables.values()))
     return 0
+
+
+def _cell(value) -> str:
+    return "—" if value is None else str(value)
+
+
+def _baseline_table(args, settings: Settings, assistant, questions) -> dict:
+    """Retrieval scores of LangChain's stock recipe on the same cleaned articles; it has no
+    answer step, so its answer columns stay empty."""
+    from .baseline import LangChainBaseline
+    from .corpus import iter_corpus
+    from .evaluate import Scores, first_hit_rank
+    from .schema import Article
+
+    articles = [a for a in iter_corpus(settings.corpus_dir) if isinstance(a, Article)]
+    baseline = LangChainBaseline(articles, assistant.retriever.embedder, settings.index_dir / "baseline-langchain")
+    scores = Scores()
+    for q, history, _ in questions:
+        if q.answerable:
+            scores.answerable += 1
+            scores.ranks.append(first_hit_rank(baseline.search(assistant.query(q.question, history), k=10), q.evidence))
+        else:
+            scores.unanswerable += 1
+    table = scores.table()
+    for key in ("refusal_accuracy", "false_refusal_rate", "answer_contains_gold", "quote_verbatim_rate",
+                "refusals_with_citations", "citations_dropped_by_check"):
+        table[key] = None
+    return table

@@ -60,8 +60,21 @@ def with_context(questions: list[Question]) -> Iterator[tuple[Question, list[str
         yield q, history, Filters(until=q.question_date)
 
 
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+
 def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s.%]", " ", text.lower()).split())
+    """Lower case, punctuation as space, number words as digits ("six" and "6" are one answer)."""
+    words = re.sub(r"[^\w\s.%]", " ", text.lower()).split()
+    return " ".join(_NUMBER_WORDS.get(w, w) for w in words)
+
+
+def _stems(text: str) -> set[str]:
+    import Stemmer
+
+    return set(Stemmer.Stemmer("english").stemWords(sorted(content_words(text))))
 
 
 def passage_matches(passage: str, evidence: str) -> bool:
@@ -84,12 +97,13 @@ def first_hit_rank(hits: list[Hit], evidence: Iterable[str]) -> int | None:
 
 
 def contains_gold(answer_text: str, gold: str) -> bool:
-    """The gold answer appears in the answer: verbatim (normalised), or ≥ 75 % of its content words."""
+    """The gold answer appears in the answer: verbatim (normalised), or ≥ 75 % of its content
+    words (stemmed: "nugget" answers "nuggets")."""
     a, g = _norm(answer_text), _norm(gold)
     if g and g in a:
         return True
-    words = content_words(g)
-    return bool(words) and len(words & content_words(a)) / len(words) >= 0.75
+    words = _stems(g)
+    return bool(words) and len(words & _stems(a)) / len(words) >= 0.75
 
 
 @dataclass

@@ -82,3 +82,12 @@ def test_missing_article_drops_the_citation():
 def test_no_sentences_means_refusal(embedder):
     assert ExtractiveAnswerer(embedder).answer("Anything?", [_hit("Too short.")]).refused
     assert ExtractiveAnswerer(embedder).answer("Anything?", []).refused
+
+
+def test_a_sentence_that_refers_back_brings_the_one_before(embedder):
+    text = ("Bed Bath & Beyond posted a loss of 358 million dollars. The company is scaling back "
+            "the use of its air conditioning in stores.")
+    answer = ExtractiveAnswerer(embedder).answer("Which company turned off the air conditioning in its stores?",
+                                                 [_hit(text)])
+    assert answer.citations[0].quote == text  # one contiguous, verbatim quote
+    assert "Bed Bath & Beyond" in answer.text and answer.text.count("[1]") == 1

@@ -57,3 +57,9 @@ def test_scores_table():
     assert table["recall@1"] == 1.0 and table["mrr"] == 1.0 and table["refusal_accuracy"] == 1.0
     assert table["answer_contains_gold"] == 1.0 and table["quote_verbatim_rate"] == 1.0
     assert table["false_refusal_rate"] == 0.0 and table["refusals_with_citations"] == 0
+
+
+def test_contains_gold_reads_number_words_and_plurals():
+    assert contains_gold("His detention was extended six months. [1]", "6")
+    assert contains_gold("KFC is trying out a new chicken nugget. [1]", "Chicken nuggets")
+    assert not contains_gold("KFC is trying out a new burger. [1]", "Chicken nuggets")

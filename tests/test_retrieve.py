@@ -61,3 +61,28 @@ def test_contextualize_carries_the_subject_of_a_follow_up():
 def test_refresh_picks_up_new_chunks(seed_assistant, embedder):
     fresh = Retriever(seed_assistant.store, embedder)
     assert fresh.chunk_count == seed_assistant.store.chunk_count()
+
+
+def test_time_ranking_only_for_questions_about_time():
+    from datetime import date
+
+    from assistant.retrieve import time_ranking
+
+    old, new, later, undated = (_chunk("old", "x", date="2022-06-01"), _chunk("new", "x", date="2022-06-14"),
+                                _chunk("later", "x", date="2022-07-30"), _chunk("undated", "x", date=""))
+    today = date(2022, 6, 16)
+    assert time_ranking([old, new, later, undated], "Which team won the cup?", today) == []
+    # newest first, nothing after "today", undated left out
+    assert [c.chunk_id for c in time_ranking([old, new, later, undated], "What happened this week?", today)] == [
+        "new", "old"]
+    # a named month: nearest to it first, whichever side
+    assert [c.chunk_id for c in time_ranking([old, later, new], "What rose in July 2022?", today)][0] == "later"
+
+
+def test_reference_date_is_the_question_date_or_today():
+    from datetime import date
+
+    from assistant.retrieve import reference_date
+
+    assert reference_date(Filters(until="2022-06-16")) == date(2022, 6, 16)
+    assert reference_date(Filters()) == date.today()
