@@ -60,7 +60,7 @@ class ExtractiveAnswerer:
         best = max(candidates, key=lambda c: c.score)
         chosen = [c for c in sorted(candidates, key=lambda c: -c.score)
                   if c.score >= best.score - self.margin][:MAX_SENTENCES]
-        chosen = _with_context(chosen)
+        chosen = _with_context(chosen, first_too=bool(_ASKS_NAME.search(question)))
 
         numbers: dict[str, int] = {}  # chunk_id → citation number, in order of first use
         parts = []
@@ -107,13 +107,20 @@ _REFERS_BACK = re.compile(r"^[“\"‘']?\s*(?:(?i:he|she|it|they|his|her|its|th
                           r"such|both)\b|[Tt]he [a-z0-9])")
 
 
-def _with_context(chosen: list[_Candidate]) -> list[_Candidate]:
-    """Extend each sentence that refers back with the sentence before it in its passage;
-    merge sentences of one passage that then touch or overlap."""
+# "Which show…", "Who…", "Where…": the name asked for often stands in the sentence before the
+# one that matches the question best ("“Squid Game” is coming back. Netflix said the show…").
+_ASKS_NAME = re.compile(r"^\s*(?:which|who|whom|whose|where)\b|\b(?:which|what) (?:\w+ )?(?:country|company|show|"
+                        r"team|city|state|park|movie|film|person|brand|animal|product|nation|organi[sz]ation)\b",
+                        re.IGNORECASE)
+
+
+def _with_context(chosen: list[_Candidate], first_too: bool = False) -> list[_Candidate]:
+    """Extend each sentence that refers back (and the best one, when `first_too`) with the
+    sentence before it in its passage; merge sentences of one passage that then touch."""
     out: list[_Candidate] = []
-    for cand in chosen:
+    for i, cand in enumerate(chosen):
         start = cand.start
-        if _REFERS_BACK.match(cand.text):
+        if _REFERS_BACK.match(cand.text) or (first_too and i == 0):
             before = [s for s, e in sentence_spans(cand.hit.chunk.text) if e <= cand.start]
             if before:
                 start = before[-1]

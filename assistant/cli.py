@@ -75,7 +75,7 @@ def _filter_args(p):
 
 def _filters(args):
     from .retrieve import Filters
-    return Filters(sources=tuple(args.source), since=args.since, until=args.until)
+    return Filters.parse(args.source, args.since, args.until)
 
 
 def _ingest(args, settings: Settings) -> int:

@@ -14,6 +14,7 @@ from datetime import date
 import numpy as np
 
 from .embeddings import MiniLM
+from .errors import BadQuestion
 from .index import Store, date_number
 from .schema import Chunk, Hit
 from .text import content_words
@@ -34,6 +35,18 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.sources or self.since or self.until)
+
+    @classmethod
+    def parse(cls, sources=(), since: str = "", until: str = "") -> "Filters":
+        """Filters from user input; a date that is not YYYY-MM-DD is a clear error."""
+        for name, value in (("since", since), ("until", until)):
+            try:
+                if value and value.strip():
+                    date.fromisoformat(value.strip())
+            except ValueError:
+                raise BadQuestion(f"'{value}' is not a date: use YYYY-MM-DD for {name}.") from None
+        return cls(sources=tuple(s for s in sources or () if s), since=(since or "").strip(),
+                   until=(until or "").strip())
 
     def where(self) -> dict | None:
         """The same filter as a Chroma `where` clause."""

@@ -71,6 +71,10 @@ class Assistant:
                 max(lexical.coverage(question, f"{h.chunk.title}\n{h.chunk.text}") for h in hits))
 
     @property
+    def sources(self) -> list[str]:
+        return sorted({c.source for c in self.retriever.lexical.chunks if c.source})
+
+    @property
     def article_count(self) -> int:
         return len({c.article_id for c in self.retriever.lexical.chunks})
 

@@ -145,6 +145,12 @@ def build_app(assistant, examples: Sequence[str] = ()):
                     clear = gr.ClearButton([chat, question], value="Clear chat")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[question], label="Try")
+                with gr.Accordion("Filters", open=False):
+                    with gr.Row():
+                        only = gr.Dropdown(choices=assistant.sources, value=[], multiselect=True, label="Outlets",
+                                           elem_id="filter-sources")
+                        since = gr.Textbox(value="", label="From (YYYY-MM-DD)", elem_id="filter-since")
+                        until = gr.Textbox(value="", label="Until (YYYY-MM-DD)", elem_id="filter-until")
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML("<p class='pd-empty'>Sources for the latest answer appear here.</p>",
@@ -152,12 +158,18 @@ def build_app(assistant, examples: Sequence[str] = ()):
         clear.click(lambda: "", outputs=[sources])
         chat.clear(lambda: "", outputs=[sources])  # the chat's own trash icon
 
-        def on_submit(q, history):
-            yield from respond(assistant, q, history or [])
+        def on_submit(q, history, outlets=(), start="", end=""):
+            try:
+                filters = Filters.parse(outlets, start, end)
+            except AssistantError as exc:
+                yield (history or []) + [{"role": "user", "content": q},
+                                         {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}], ""
+                return
+            yield from respond(assistant, q, history or [], filters)
 
-        question.submit(on_submit, [question, chat], [chat, sources], api_name="ask").then(
+        question.submit(on_submit, [question, chat, only, since, until], [chat, sources], api_name="ask").then(
             lambda: "", outputs=[question])
-    return app
+    return app.queue(default_concurrency_limit=2)  # 2 answers at once: 2 cores, 1 torch thread each (README)
 
 
 def mount_chat(server, assistant, examples: Sequence[str] = (), root_path: str = ""):

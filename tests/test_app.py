@@ -188,6 +188,19 @@ def test_gradio_api_ask_returns_cited_answer_and_sources(app_url):
     assert "id='source-1'" in sources
 
 
+def test_gradio_api_filters_by_outlet_and_date(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False, analytics_enabled=False, download_files=False)
+    history, sources = client.predict(TRADE_QUESTION, [], ["South China Morning Post"], "", "", api_name="/ask")
+    assert "40.7 per cent" in md_unescape(message_text(history[-1]))
+    # The sample article is undated: a date range excludes it, and the answer says no article matches.
+    history, sources = client.predict(TRADE_QUESTION, [], [], "2020-01-01", "", api_name="/ask")
+    assert "No article matches these filters" in message_text(history[-1]) and "pd-source" not in sources
+    history, _ = client.predict(TRADE_QUESTION, [], [], "last week", "", api_name="/ask")
+    assert "use YYYY-MM-DD" in message_text(history[-1])
+
+
 def test_browser_trade_question_cites_and_highlights(chat, tmp_path):
     answer = chat.ask(TRADE_QUESTION)
 
