@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence
 
 from .embeddings import MiniLM
 from .schema import Answer, Citation, Hit
-from .text import content_words, sentence_spans
+from .text import RECENT, content_words, sentence_spans
 
 NOT_COVERED = "The articles I have don't cover this."
 MAX_SENTENCES = 3
@@ -64,9 +64,12 @@ class ExtractiveAnswerer:
 
         numbers: dict[str, int] = {}  # chunk_id → citation number, in order of first use
         parts = []
+        about_time = bool(RECENT.search(question))
         for cand in chosen:
+            first_use = cand.hit.chunk.chunk_id not in numbers
             n = numbers.setdefault(cand.hit.chunk.chunk_id, len(numbers) + 1)
-            parts.append(f"{' '.join(cand.text.split())} [{n}]")
+            as_of = f" (as of {cand.hit.chunk.date})" if about_time and first_use and cand.hit.chunk.date else ""
+            parts.append(f"{' '.join(cand.text.split())}{as_of} [{n}]")
         citations = []
         for chunk_id, n in numbers.items():
             spans = [c for c in chosen if c.hit.chunk.chunk_id == chunk_id]

@@ -17,7 +17,7 @@ from .embeddings import MiniLM
 from .errors import BadQuestion
 from .index import Store, date_number
 from .schema import Chunk, Hit
-from .text import content_words
+from .text import RECENT, content_words
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
 CANDIDATES = 50  # per ranking, before fusion
@@ -114,8 +114,9 @@ class Lexical:
         return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
 
     def coverage(self, question: str, passage: str) -> float:
-        """Share of the question's meaning-bearing terms (IDF-weighted) found in the passage."""
-        asked = self.terms(question)
+        """Share of the question's meaning-bearing terms (IDF-weighted) found in the passage;
+        words that only say when ("this week", "latest") do not count."""
+        asked = self.terms(RECENT.sub(" ", question))
         if not asked:
             return 0.0
         found = asked & self.terms(passage)
@@ -162,8 +163,6 @@ class Retriever:
 
 
 TIME_WEIGHT = 0.5  # a third ranking, by date, joins the fusion when the question is about time
-_RECENT = re.compile(r"\b(?:(?:this|last|past) (?:week|weekend|month|year)|recent(?:ly)?|latest|newest|today|"
-                     r"yesterday|now|currently|so far|just|soon)\b", re.IGNORECASE)
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december"]
 _MONTH_YEAR = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(?:of\s+)?((?:19|20)\d\d)\b", re.IGNORECASE)
@@ -188,7 +187,7 @@ def time_ranking(candidates: list[Chunk], question: str, today: date) -> list[Ch
 
         def distance(d: date) -> int:
             return 0 if start <= d < end else min(abs((d - start).days), abs((d - end).days))
-    elif _RECENT.search(question):
+    elif RECENT.search(question):
         def distance(d: date) -> int:
             return (today - d).days
     else:

@@ -18,6 +18,11 @@ those it its he she they them his her their there here about into over than then
 would should will shall may might must i you we our your my me us said say says""".split())
 
 
+# Words that make a question about time: answers then say how recent their sources are.
+RECENT = re.compile(r"\b(?:(?:this|last|past) (?:week|weekend|month|year)|recent(?:ly)?|latest|newest|today|"
+                    r"yesterday|now|currently|so far|just|soon)\b", re.IGNORECASE)
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence or line in `text`, whitespace trimmed."""
     spans, start = [], 0

@@ -59,7 +59,7 @@ def main() -> None:
         ax.set_xlabel("best passage cosine similarity")
         ax.set_ylabel("best IDF-weighted term coverage")
         ax.legend(loc="lower right", fontsize=8)
-        ax.set_title("Refusal signals, dev sets")
+        ax.set_title("Refusal signals: " + ", ".join(p.stem for p in args.questions))
         fig.tight_layout()
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.plot, dpi=110)

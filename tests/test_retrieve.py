@@ -86,3 +86,27 @@ def test_reference_date_is_the_question_date_or_today():
 
     assert reference_date(Filters(until="2022-06-16")) == date(2022, 6, 16)
     assert reference_date(Filters()) == date.today()
+
+
+def test_this_week_prefers_the_article_of_that_week(tmp_path, embedder):
+    from assistant.config import Settings
+    from assistant.index import open_store
+    from assistant.ingest import sync
+    from assistant.service import build_assistant
+
+    from conftest import write_article
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_article(corpus, "jan.md", "Council approves budget", "The city council approved a budget of 40 million "
+                  "euros for road repairs on Tuesday.", date="2022-01-11")
+    write_article(corpus, "jun.md", "Council approves budget", "The city council approved a budget of 55 million "
+                  "euros for road repairs on Tuesday.", date="2022-06-07")
+    sync(corpus, open_store(tmp_path / "index", embedder), embedder, progress=False)
+    assistant = build_assistant(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    question = "What budget did the council approve this week?"
+    for asked_on, expected in (("2022-06-10", "jun.md"), ("2022-01-14", "jan.md")):
+        hits = assistant.search(question, filters=Filters(until=asked_on))
+        assert hits[0].chunk.article_id == expected
+    answer = assistant.ask(question, filters=Filters(until="2022-06-10"))
+    assert "55 million" in answer.text and "(as of 2022-06-07) [1]" in answer.text
