@@ -60,6 +60,9 @@ class ExtractiveAnswerer:
         best = max(candidates, key=lambda c: c.score)
         chosen = [c for c in sorted(candidates, key=lambda c: -c.score)
                   if c.score >= best.score - self.margin][:MAX_SENTENCES]
+        differs = _different_figure(chosen[0], candidates, 2 * self.margin)
+        if differs and differs not in chosen:
+            chosen.append(differs)
         chosen = _with_context(chosen, first_too=bool(_ASKS_NAME.search(question)))
 
         numbers: dict[str, int] = {}  # chunk_id → citation number, in order of first use
@@ -69,7 +72,9 @@ class ExtractiveAnswerer:
             first_use = cand.hit.chunk.chunk_id not in numbers
             n = numbers.setdefault(cand.hit.chunk.chunk_id, len(numbers) + 1)
             as_of = f" (as of {cand.hit.chunk.date})" if about_time and first_use and cand.hit.chunk.date else ""
-            parts.append(f"{' '.join(cand.text.split())}{as_of} [{n}]")
+            lead = "Another source gives a different figure: " if differs and cand.end == differs.end \
+                and cand.hit.chunk.chunk_id == differs.hit.chunk.chunk_id else ""
+            parts.append(f"{lead}{' '.join(cand.text.split())}{as_of} [{n}]")
         citations = []
         for chunk_id, n in numbers.items():
             spans = [c for c in chosen if c.hit.chunk.chunk_id == chunk_id]
@@ -102,6 +107,36 @@ class ExtractiveAnswerer:
             number = 0.1 if wants_number and _NUMBER.search(text) else 0.0
             out.append(_Candidate(hit, s, e, float(cos) + 0.3 * overlap + number - 0.02 * (hit.rank - 1)))
         return out
+
+
+_FIGURE = re.compile(r"([$€£])?\s?(\d[\d,]*(?:\.\d+)?)\s?(per ?cent|%|million|billion|trillion)", re.IGNORECASE)
+
+
+def figures(text: str) -> dict[tuple[str, str], set[str]]:
+    """Quantities in `text` by kind: ("$", "billion") → {"6"}, ("", "%") → {"40.7"}."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for currency, value, unit in _FIGURE.findall(text):
+        unit = "%" if unit.lower().replace(" ", "") in ("percent", "%") else unit.lower()
+        out.setdefault((currency, unit), set()).add(value.replace(",", ""))
+    return out
+
+
+def _different_figure(best: _Candidate, candidates: list[_Candidate], margin: float) -> _Candidate | None:
+    """A close runner-up from another outlet or date that gives another figure of the same kind."""
+    mine = figures(best.text)
+    if not mine:
+        return None
+    b = best.hit.chunk
+    for cand in sorted(candidates, key=lambda c: -c.score):
+        c = cand.hit.chunk
+        if cand.score < best.score - margin:
+            return None
+        if c.article_id == b.article_id or (c.source, c.date) == (b.source, b.date):
+            continue
+        theirs = figures(cand.text)
+        if any(kind in mine and theirs[kind] != mine[kind] for kind in theirs):
+            return cand
+    return None
 
 
 # A sentence that opens by referring back ("He said…", "The company is…", "“We are…") needs

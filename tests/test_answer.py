@@ -91,3 +91,21 @@ def test_a_sentence_that_refers_back_brings_the_one_before(embedder):
                                                  [_hit(text)])
     assert answer.citations[0].quote == text  # one contiguous, verbatim quote
     assert "Bed Bath & Beyond" in answer.text and answer.text.count("[1]") == 1
+
+
+def test_sources_that_disagree_on_a_figure_are_both_shown(embedder):
+    a = _hit("Exports to Asia rose 12 per cent in 2023, the ministry said.", rank=1, cid="a", article_id="a.md")
+    b_chunk = Chunk(chunk_id="b", article_id="b.md", text="Exports to Asia rose 9 per cent in 2023, a trade body said.",
+                    start=0, end=58, title="Other", source="Other Wire", date="2024-02-01")
+    b = Hit(chunk=b_chunk, score=0.9, similarity=0.7, rank=2)
+    answer = ExtractiveAnswerer(embedder).answer("How much did exports to Asia rise in 2023?", [a, b])
+    assert "12 per cent" in answer.text and "9 per cent" in answer.text
+    assert "Another source gives a different figure: " in answer.text
+    assert [c.hit.chunk.article_id for c in answer.citations] == ["a.md", "b.md"]
+
+
+def test_figures():
+    from assistant.answer import figures
+
+    assert figures("Trade grew 40.7 per cent to $1,200 billion; 3% of it") == {
+        ("", "%"): {"40.7", "3"}, ("$", "billion"): {"1200"}}
