@@ -144,3 +144,17 @@ def test_unreachable_server_is_a_clear_error(tmp_path, embedder):
 def test_server_without_an_index_points_to_ingest(chroma_server, tmp_path, embedder):
     with pytest.raises(IndexNotReady, match="ingest"):
         open_index(_server_settings(chroma_server, tmp_path), embedder, create=False)
+
+
+def test_all_chunks_snapshot_follows_chroma(tmp_path, embedder):
+    store = open_store(tmp_path / "index", embedder)
+    first = _write(store, embedder, _article())
+    assert store.all_chunks() == first  # read from Chroma, snapshot written
+    (snapshot,) = (tmp_path / "index").glob("chunks-*.json")
+    assert store.all_chunks() == first  # read from the snapshot
+    second = _write(store, embedder, _article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))
+    assert {c.chunk_id for c in store.all_chunks()} == {c.chunk_id for c in first + second}  # new ids: re-read
+    (newer,) = (tmp_path / "index").glob("chunks-*.json")
+    assert newer != snapshot  # the old snapshot is gone
+    newer.write_text("{not json", encoding="utf-8")
+    assert len(store.all_chunks()) == len(first + second)  # a damaged snapshot is re-read from Chroma
