@@ -134,6 +134,11 @@ class Store:
         self._save_snapshot(chunks)
         return chunks
 
+    def refresh_snapshot(self) -> None:
+        """Bring the chunk snapshot up to date (after an ingest), so the app starts fast."""
+        if self.snapshot_dir is not None:
+            self.all_chunks()
+
     def _read_chunks(self) -> list[Chunk]:
         return [_chunk_from(cid, doc, meta)
                 for cid, meta, doc in self._iter_get(self.chunks, include=["metadatas", "documents"])]

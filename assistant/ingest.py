@@ -142,6 +142,8 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
         store.remove_article(article_id)
         report.removed.append(article_id)
     report.orphans_pruned = store.prune_orphans(seen)
+    if report.changed:
+        store.refresh_snapshot()
     return report
 
 

@@ -31,6 +31,7 @@ def test_second_ingest_changes_nothing_and_says_so(seed_corpus, tmp_path, embedd
     store = open_store(tmp_path / "index", embedder)
     first = sync(seed_corpus, store, embedder, progress=False)
     assert first.added == [SEED_ID] and first.chunks_written > 0
+    assert len(list((tmp_path / "index").glob("chunks-*.json"))) == 1  # the snapshot the app starts from
     before = _by_article(store)
     second = sync(seed_corpus, store, embedder, progress=False)
     assert second.unchanged == [SEED_ID] and not second.changed and second.chunks_written == 0
