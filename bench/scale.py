@@ -1,0 +1,304 @@
+"""Scale benchmark: ingest, re-ingest, retrieval latency, memory and ready time by index size.
+
+    python bench/scale.py --quick           # 1k chunks: a CI-size run (about a minute)
+    python bench/scale.py                   # 1k, 10k and 100k chunks, run by hand; writes docs/scale-latency.png
+    python bench/scale.py --sizes 1000,5000
+
+Ingest throughput against bare `encode` is measured on real articles (the news eval set beside
+the project, else corpus/), as in bench/benchmark.py. Embedding runs at ~25-45 chunks/s here, so
+the large indexes are built from generated articles instead: sentences of the sample article and
+sentences made from word lists, recombined (realistic vocabulary and sentence length). A chunk's
+vector is the normalised mean of its sentences' model vectors; each distinct sentence is encoded
+once and cached. Everything else is the real pipeline: corpus reading and cleaning, the real
+tokenizer and splitter, `sync` writing to embedded Chroma, and for serving a fresh process that
+runs `build_assistant` and real queries (model query embedding, HNSW, BM25 over every chunk,
+fusion). Generated corpora, built indexes and the vector cache live in bench/out/scale/
+(git-ignored) and are reused by later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from assistant.chunking import chunk_article, embedding_text, make_splitter  # noqa: E402
+from assistant.corpus import iter_corpus  # noqa: E402
+from assistant.embeddings import MiniLM  # noqa: E402
+from assistant.index import open_store  # noqa: E402
+from assistant.ingest import sync  # noqa: E402
+from assistant.schema import Article  # noqa: E402
+from assistant.text import sentence_spans  # noqa: E402
+from benchmark import NEWS, percentile, timed  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "scale"
+SAMPLE = ROOT / "corpus" / "000_15735037f31751e9.txt"
+PLOT = ROOT / "docs" / "scale-latency.png"
+
+# Word lists for generated sentences (our own); with the sample's sentences they make the pool.
+PLACES = ("Lisbon", "Nairobi", "Osaka", "Quito", "Tallinn", "Hanoi", "Accra", "Bergen", "Cordoba", "Dhaka",
+          "Brussels", "Jakarta", "Lagos", "Manila", "Seoul", "Warsaw", "Lima", "Ankara", "Canberra", "Ottawa")
+ACTORS = ("the finance ministry", "the central bank", "the port authority", "the energy regulator",
+          "the trade commissioner", "the opposition party", "the farmers' union", "the city council",
+          "the health agency", "the defence minister", "the auditor general", "the supreme court",
+          "the transport department", "the election commission", "the foreign ministry", "the water board",
+          "a parliamentary committee", "the customs service", "the housing agency", "the statistics office")
+VERBS = ("approved", "rejected", "delayed", "announced", "cut", "raised", "reviewed", "suspended", "extended",
+         "proposed", "criticised", "defended", "audited", "expanded", "froze", "cancelled", "published")
+OBJECTS = ("a levy on imported steel", "subsidies for rooftop solar", "the budget for rural roads",
+           "rules on short-term rentals", "a tender for electric buses", "tariffs on grain exports",
+           "a plan for coastal flood barriers", "the pension reform bill", "funding for teacher training",
+           "a ban on single-use plastics", "the sale of state telecom shares", "limits on bank bonuses",
+           "a treaty on fishing quotas", "the minimum wage increase", "a scheme for affordable housing",
+           "emission targets for heavy industry", "a loan from the development bank", "visa rules for students",
+           "the licence for a new copper mine", "compensation for drought-hit farmers")
+WHENS = ("on Monday", "on Tuesday", "last week", "in March", "after months of talks", "late on Friday",
+         "before the summer recess", "despite protests", "ahead of the election", "in a surprise move")
+FIGURES = ("by {n} per cent", "to {n} billion dollars", "for {n} months", "affecting {n},000 households",
+           "worth {n} million euros", "by {n} points")
+OUTLETS = ("Harbour Times", "Plains Daily", "Metro Gazette", "Policy Review", "Capital Wire", "Coast Herald")
+
+
+def sentence_pool(size: int = 3000) -> list[str]:
+    sample = SAMPLE.read_text(encoding="utf-8").split("---", 2)[-1]
+    own = [sample[s:e] for s, e in sentence_spans(sample) if len(sample[s:e].split()) >= 6]
+    rng, pool = random.Random(100), set()
+    while len(pool) < size:
+        figure = rng.choice(FIGURES).format(n=rng.randint(2, 95))
+        pool.add(f"{rng.choice(ACTORS).capitalize()} in {rng.choice(PLACES)} {rng.choice(VERBS)} "
+                 f"{rng.choice(OBJECTS)} {figure} {rng.choice(WHENS)}.")
+    return own + sorted(pool)
+
+
+def write_article(folder: Path, i: int, pool: list[str]) -> None:
+    rng = random.Random(i)
+    paragraphs = [" ".join(rng.choice(pool) for _ in range(rng.randint(2, 5))) for _ in range(rng.randint(8, 14))]
+    title = f"{rng.choice(PLACES)}: {rng.choice(ACTORS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
+    date = f"{rng.randint(2019, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    body = "\n\n".join(paragraphs)
+    (folder / f"{i:06d}.md").write_text(
+        f'---\ntitle: "{title}"\nsource: "{rng.choice(OUTLETS)}"\ndate: "{date}"\n'
+        f'url: "https://example.org/{i}"\n---\n\n{body}\n', encoding="utf-8")
+
+
+class SentenceVectors:
+    """The embedder interface `sync` uses, with a chunk's vector made from cached sentence vectors
+    (normalised mean); the real tokenizer still sizes the chunks."""
+
+    def __init__(self, model: MiniLM, pool: list[str]):
+        self.model = model
+        key = hashlib.sha256("\n".join(pool).encode()).hexdigest()[:12]
+        cache = OUT / f"sentences-{key}.npy"
+        if cache.exists():
+            vectors = np.load(cache)
+        else:
+            print(f"encoding {len(pool)} pool sentences once (cached in {cache.relative_to(ROOT)})", flush=True)
+            vectors = model.encode(pool).astype(np.float32)
+            np.save(cache, vectors)
+        self.vectors = dict(zip(pool, vectors))
+        self.dimension = vectors.shape[1]
+        self.count_tokens = model.count_tokens
+
+    def encode(self, texts, progress: bool = False) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            found = [self.vectors[text[s:e]] for s, e in sentence_spans(text) if text[s:e] in self.vectors]
+            if found:
+                vector = np.mean(found, axis=0)
+            else:  # a title, or a cut sentence alone: a fixed pseudo-random direction
+                seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+                vector = np.random.default_rng(seed).standard_normal(self.dimension)
+            out[row] = vector / np.linalg.norm(vector)
+        return out
+
+
+def corpus_view(size: int, pool: list[str], splitter) -> tuple[Path, int]:
+    """A folder of links to as many generated articles as make about `size` chunks."""
+    articles = OUT / "articles"
+    articles.mkdir(parents=True, exist_ok=True)
+    probe = 100
+    for i in range(probe):
+        if not (articles / f"{i:06d}.md").exists():
+            write_article(articles, i, pool)
+    per_article = np.mean([len(chunk_article(a, splitter)) for a in iter_corpus(articles) if isinstance(a, Article)
+                           and int(a.article_id[:6]) < probe])
+    count = max(1, round(size / per_article))
+    for i in range(count):
+        if not (articles / f"{i:06d}.md").exists():
+            write_article(articles, i, pool)
+    view = OUT / f"corpus-{size}"
+    if not view.exists() or len(list(view.iterdir())) != count:
+        shutil.rmtree(view, ignore_errors=True)
+        view.mkdir()
+        for i in range(count):
+            (view / f"{i:06d}.md").symlink_to(articles / f"{i:06d}.md")
+    return view, count
+
+
+def real_text_ingest(model: MiniLM, articles: int) -> dict:
+    """Ingest vs bare encode of the same texts, and re-ingest, on real articles."""
+    source = NEWS / "corpus" if NEWS.exists() else ROOT / "corpus"
+    work = Path(tempfile.mkdtemp(prefix="pd-scale-"))
+    try:
+        corpus = work / "corpus"
+        corpus.mkdir()
+        for path in sorted(p for p in source.iterdir() if p.is_file())[:articles]:
+            (corpus / path.name).symlink_to(path.resolve())
+        loaded = [a for a in iter_corpus(corpus) if isinstance(a, Article)]
+        splitter = make_splitter(model.count_tokens)
+        texts = [embedding_text(c) for a in loaded for c in chunk_article(a, splitter)]
+        texts += [a.title or a.article_id for a in loaded]
+        bare_s, _ = timed(lambda: model.encode(texts))
+        store = open_store(work / "index", model)
+        ingest_s, report = timed(lambda: sync(corpus, store, model, progress=False))
+        reingest_s, again = timed(lambda: sync(corpus, store, model, progress=False))
+        assert report.chunks_written and not again.changed
+        return {"real_articles": len(loaded), "real_chunks": report.chunks_written,
+                "bare_encode_per_s": round(len(texts) / bare_s, 1), "ingest_per_s": round(len(texts) / ingest_s, 1),
+                "ingest_vs_bare_encode": round(bare_s / ingest_s, 3), "real_reingest_s": round(reingest_s, 3),
+                "real_reingest_speedup": round(ingest_s / reingest_s, 1), "source": str(source)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def build_index(size: int, corpus: Path, embedder: SentenceVectors, rebuild: bool) -> dict:
+    """The index for `size` (cached), then a timed re-ingest of the unchanged corpus."""
+    index, meta_path = OUT / f"index-{size}", OUT / f"index-{size}.json"
+    if rebuild or not meta_path.exists():
+        shutil.rmtree(index, ignore_errors=True)
+        print(f"building the {size:,}-chunk index (pipeline with cached vectors)…", flush=True)
+        build_s, report = timed(lambda: sync(corpus, open_store(index, embedder), embedder, progress=False))
+        meta_path.write_text(json.dumps({"chunks": report.chunks_written, "articles": len(report.added),
+                                         "build_s": round(build_s, 1)}))
+    meta = json.loads(meta_path.read_text())
+    reingest_s, again = timed(lambda: sync(corpus, open_store(index, embedder), embedder, progress=False))
+    assert not again.changed, again.summary()
+    open_store(index, embedder).refresh_snapshot()  # as an ingest leaves it (indexes built before snapshots)
+    return {**meta, "index": index, "reingest_s": round(reingest_s, 2)}
+
+
+def serve_probe(index: Path, queries: int) -> dict:
+    """Run in a fresh process: ready time, query latency and memory of an assistant on `index`."""
+    started = time.perf_counter()
+    from assistant.config import Settings
+    from assistant.service import build_assistant
+    import gradio  # noqa: F401  (the app process holds it too; counted in its memory)
+
+    imported = time.perf_counter()
+    assistant = build_assistant(Settings(index_dir=index))  # one torch thread, as the server
+    built = time.perf_counter()
+    rng = random.Random(7)
+    questions = [f"What did {rng.choice(ACTORS)} in {rng.choice(PLACES)} decide about {rng.choice(OBJECTS)}?"
+                 for _ in range(queries + 1)]
+    assistant.search(questions[0])
+    ready = time.perf_counter()
+    search_ms, embed_ms = [], []
+    for q in questions[1:]:
+        embed_ms.append(timed(lambda: assistant.retriever.embedder.encode([q]))[0] * 1000)
+        search_ms.append(timed(lambda: assistant.search(q))[0] * 1000)
+    all_chunks_s, chunks = timed(assistant.store.all_chunks)
+    from assistant.retrieve import Lexical
+    bm25_s, _ = timed(lambda: Lexical(chunks))
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return {"chunks": len(chunks), "import_s": round(imported - started, 2), "build_assistant_s": round(built - imported, 2),
+            "first_query_s": round(ready - built, 2), "ready_s": round(ready - imported, 2),
+            "all_chunks_s": round(all_chunks_s, 2), "bm25_build_s": round(bm25_s, 2),
+            "search_p50_ms": round(percentile(search_ms, 50), 1), "search_p95_ms": round(percentile(search_ms, 95), 1),
+            "query_embed_p50_ms": round(percentile(embed_ms, 50), 1),
+            "rss_mb": int(status["VmRSS"].split()[0]) // 1024, "peak_rss_mb": int(status["VmHWM"].split()[0]) // 1024}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["chunks"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(sizes, [r["search_p50_ms"] for r in rows], "o-", label="p50")
+    left.plot(sizes, [r["search_p95_ms"] for r in rows], "s-", label="p95")
+    left.axhline(60, color="grey", ls=":", lw=1, label="p95 goal")
+    left.set(xscale="log", xlabel="chunks in the index", ylabel="retrieval latency (ms)", ylim=(0, None),
+             title="Retrieval (dense + BM25 + fusion)")
+    left.legend()
+    right.plot(sizes, [r["ready_s"] for r in rows], "o-", label="ready (build + first query)")
+    right.plot(sizes, [r["bm25_build_s"] + r["all_chunks_s"] for r in rows], "s--", label="of which chunks read + BM25 built")
+    right.set(xscale="log", xlabel="chunks in the index", ylabel="seconds", ylim=(0, None), title="App ready")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1k chunks only, fewer real articles (for CI)")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated chunk counts")
+    parser.add_argument("--real-articles", type=int, default=40, help="real articles for the ingest ratio")
+    parser.add_argument("--queries", type=int, default=100, help="timed queries per size")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached indexes")
+    parser.add_argument("--plot", type=Path, default=None, help=f"latency-vs-size PNG (default {PLOT} for 2+ sizes)")
+    parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)  # internal: the serving process
+    args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(serve_probe(args.probe, args.queries)))
+        return
+    sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    model = MiniLM(threads=None)  # ingest: every core
+    model.encode(["warm up the model"] * 32)
+    real = real_text_ingest(model, 12 if args.quick else args.real_articles)
+    print(f"real text ({real['real_articles']} articles, {real['real_chunks']} chunks): ingest "
+          f"{real['ingest_per_s']} texts/s vs bare encode {real['bare_encode_per_s']} → ratio "
+          f"{real['ingest_vs_bare_encode']} (goal ≥ 0.85); re-ingest {real['real_reingest_s']} s, "
+          f"{real['real_reingest_speedup']}× faster (load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} cores: other work on the machine skews every figure)", flush=True)
+
+    pool = sentence_pool()
+    embedder = SentenceVectors(model, pool)
+    splitter = make_splitter(model.count_tokens)
+    rows = []
+    for size in sizes:
+        corpus, articles = corpus_view(size, pool, splitter)
+        built = build_index(size, corpus, embedder, args.rebuild)
+        # A first ingest embeds every chunk and title at the measured real rate; the pipeline's
+        # own cost is the cached-vector build.
+        first_s = built["build_s"] + (built["chunks"] + built["articles"]) / real["ingest_per_s"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+        probe = subprocess.run([sys.executable, __file__, "--probe", str(built["index"]), "--queries",
+                                str(args.queries)], env=env, capture_output=True, text=True, check=True)
+        served = json.loads(probe.stdout.splitlines()[-1])
+        row = {"size": size, "load_avg_1m": round(os.getloadavg()[0], 2), "articles": built["articles"], "pipeline_build_s": built["build_s"],
+               "first_ingest_est_s": round(first_s), "reingest_s": built["reingest_s"],
+               "reingest_speedup": round(first_s / built["reingest_s"], 1), **served}
+        rows.append(row)
+        print(f"{row['chunks']:>7,} chunks ({articles:,} articles): search p50 {row['search_p50_ms']} ms, "
+              f"p95 {row['search_p95_ms']} ms (goal ≤ 60) | ready {row['ready_s']} s (goal ≤ 15; build_assistant "
+              f"{row['build_assistant_s']} s, of which chunks read + BM25 ~{row['all_chunks_s'] + row['bm25_build_s']:.1f} s) "
+              f"| RSS {row['rss_mb']} MB, peak {row['peak_rss_mb']} MB (goal ≤ 2048) | re-ingest "
+              f"{row['reingest_s']} s vs first ingest ~{row['first_ingest_est_s']} s → {row['reingest_speedup']}× "
+              f"(goal ≥ 50) | load average {row['load_avg_1m']} on {os.cpu_count()} cores", flush=True)
+    print(json.dumps({"real_text": real, "sizes": rows}))
+    target = args.plot or (PLOT if len(rows) > 1 else None)
+    if target:
+        plot(rows, target)
+        print(f"plot: {target}")
+
+
+if __name__ == "__main__":
+    main()
