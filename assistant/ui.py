@@ -56,7 +56,26 @@ def answer_markdown(answer: Answer) -> str:
     body = "".join(md_escape(p) if i % 2 == 0 else f" [\\[{p}\\]](#source-{p})"
                    for i, p in enumerate(pieces)).replace("  [", " [")
     sources = "\n".join(f"- {source_line(c)}" for c in answer.citations)
-    return f"{body}\n\n**Sources**\n{sources}"
+    note = "".join(f"\n\n*{md_escape(line)}*" for line in (answer.notice, verification_line(answer)) if line)
+    return f"{body}{note}\n\n**Sources**\n{sources}"
+
+
+def verification_line(answer: Answer) -> str:
+    """What the check of a language model's answer found, in one line ("" without a model)."""
+    v = answer.extra.get("verification")
+    if not v or v.get("fallback"):
+        return ""
+    statuses = [s["status"] for s in v.get("sentences", [])]
+    kept = sum(s != "unsupported" for s in statuses)
+    parts = [f"✓ {kept} of {len(statuses)} sentence{'s' if len(statuses) != 1 else ''} the model wrote "
+             f"checked against the cited passage"]
+    if statuses.count("corrected"):
+        parts.append(f"{statuses.count('corrected')} citation number{'s' if statuses.count('corrected') != 1 else ''} "
+                     "corrected")
+    if statuses.count("unsupported"):
+        parts.append(f"{statuses.count('unsupported')} unsupported sentence"
+                     f"{'s' if statuses.count('unsupported') != 1 else ''} removed")
+    return "; ".join(parts) + "."
 
 
 def sources_html(answer: Answer) -> str:
@@ -105,8 +124,16 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
     history = history + [{"role": "user", "content": question},
                          {"role": "assistant", "content": "*Searching the articles…*"}]
     yield list(history), ""
+    answer, draft = None, ""
     try:
-        answer = assistant.ask(question, earlier, filters)
+        stream = getattr(assistant, "ask_stream", None)
+        for piece in stream(question, earlier, filters) if stream else [assistant.ask(question, earlier, filters)]:
+            if isinstance(piece, str):  # a language model's draft, replaced by the checked answer
+                draft += piece
+                history[-1] = {"role": "assistant", "content": md_escape(draft) + " ▍"}
+                yield list(history), ""
+            else:
+                answer = piece
     except AssistantError as exc:
         history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}
         yield history, ""
@@ -117,8 +144,8 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
         yield history, ""
         return
     text = answer_markdown(answer)
-    # Stream word by word up to the source list, then everything at once.
-    words = text.split(" ")
+    # Stream word by word up to the source list, then everything at once (a draft was streamed already).
+    words = [] if draft else text.split(" ")
     for i in range(0, len(words), 6):
         history[-1] = {"role": "assistant", "content": " ".join(words[:i + 6])}
         yield list(history), ""

@@ -137,7 +137,7 @@ def test_health_and_openapi_docs(client):
     assert {"/api/ask", "/api/ask/stream", "/api/health"} <= set(spec["paths"])
     assert "/embed" not in spec["paths"]
     assert set(spec["components"]["schemas"]["AnswerOut"]["properties"]) == {
-        "answer", "refused", "notice", "citations", "passages"}
+        "answer", "refused", "notice", "citations", "passages", "verification"}  # verification: with ASSISTANT_LLM
     assert "swagger" in client.get("/api/docs").text.lower()
 
 
