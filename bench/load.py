@@ -129,6 +129,7 @@ def main() -> None:
         if proc:
             proc.terminate()
             proc.wait(timeout=20)
+            log.unlink()  # the app's log only matters when it fails to start (shown then)
     errors = sum(n for status, n in statuses.items() if status != 200)
     figures = {"clients": args.clients, "seconds": round(elapsed, 1), "requests": sum(statuses.values()),
                "ok": statuses.get(200, 0), "errors": errors, "throughput_rps": round(statuses.get(200, 0) / elapsed, 2),
