@@ -117,7 +117,9 @@ def split_claims(draft: str) -> list[Claim]:
             piece = piece[lead.end():]
         text = " ".join(_LIST_LEAD.sub("", _MARKER.sub("", piece)).split())
         text = re.sub(r"\s+([.,;:!?])", r"\1", text)
-        if text:
+        if claims and re.fullmatch(r"\([^()]*\)", text):  # "… season. (as of 2022-06-12) [1]": an aside
+            claims[-1][1].extend(_numbers(piece))
+        elif text:
             claims.append([text, _numbers(piece)])
     return [Claim(text, tuple(dict.fromkeys(cited))) for text, cited in claims]
 

@@ -81,10 +81,10 @@ def _holds_contract(answer: Answer, articles=ARTICLES) -> None:
 
 def test_split_claims_keeps_each_sentence_with_its_numbers():
     claims = split_claims("Dock workers won a raise [1]. The strike lasted two weeks. [2]\n"
-                          "- Queues clear by June [1, 3].\nNothing cited here.")
+                          "- Queues clear by June [1, 3].\nNothing cited here. Prices rose. (as of 2022-06-12) [2]")
     assert [(c.text, c.cited) for c in claims] == [
         ("Dock workers won a raise.", (1,)), ("The strike lasted two weeks.", (2,)),
-        ("Queues clear by June.", (1, 3)), ("Nothing cited here.", ())]
+        ("Queues clear by June.", (1, 3)), ("Nothing cited here.", ()), ("Prices rose.", (2,))]
 
 
 def test_a_correct_citation_is_verified_and_quotes_the_supporting_sentence(support):
