@@ -7,9 +7,13 @@ cannot diverge from the vectors; `refresh()` rebuilds it after an ingest.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
@@ -77,7 +81,7 @@ class Lexical:
     """BM25 over the chunks' title + text (bm25s, Snowball stemming), plus the
     term statistics that tell how much of a question the passages cover."""
 
-    def __init__(self, chunks: list[Chunk]):
+    def __init__(self, chunks: list[Chunk], cache_dir: Path | None = None):
         import bm25s
         import Stemmer
         from bm25s.tokenization import Tokenizer
@@ -87,13 +91,54 @@ class Lexical:
         self.tokenizer = Tokenizer(stopwords="en", stemmer=self.stem)
         self.bm25 = bm25s.BM25()
         self.df = np.zeros(1)
-        if chunks:
+        if chunks and not self._load(cache_dir):
             ids = self.tokenizer.tokenize([f"{c.title}\n{c.text}" for c in chunks],
                                           return_as="ids", show_progress=False)
             self.bm25.index(ids, show_progress=False)
             self.df = np.bincount(np.concatenate([np.unique(doc) for doc in ids if len(doc)] or [[0]]),
                                   minlength=len(self.tokenizer.get_vocab_dict()))
+            self._save(cache_dir)
         self.vocab = self.tokenizer.get_vocab_dict()
+
+    # Building BM25 takes ~10 s at 100k chunks, most of an app's start-up, so it is cached beside
+    # the index, named by the chunk ids in order: the same ids are the same texts (chunking.py).
+    def _cache(self, cache_dir: Path | None) -> Path | None:
+        if cache_dir is None:
+            return None
+        key = hashlib.sha256("\n".join(c.chunk_id for c in self.chunks).encode("utf-8")).hexdigest()[:24]
+        return Path(cache_dir) / f"bm25-{key}.pickle"
+
+    _TOKENIZER_STATE = ("word_to_stem", "stem_to_sid", "word_to_id")
+
+    def _load(self, cache_dir: Path | None) -> bool:
+        path = self._cache(cache_dir)
+        if path is None or not path.is_file():
+            return False
+        try:
+            # Our own file in our own index folder, written by _save below.
+            state = pickle.loads(path.read_bytes())
+            self.bm25, self.df = state["bm25"], state["df"]
+            for name in self._TOKENIZER_STATE:
+                setattr(self.tokenizer, name, state[name])
+            return True
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, AttributeError):  # damaged: rebuild
+            return False
+
+    def _save(self, cache_dir: Path | None) -> None:
+        path = self._cache(cache_dir)
+        if path is None:
+            return
+        state = {"bm25": self.bm25, "df": self.df,
+                 **{name: getattr(self.tokenizer, name) for name in self._TOKENIZER_STATE}}
+        partial = path.with_name(path.name + f".partial-{os.getpid()}")
+        try:
+            partial.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+            partial.replace(path)  # atomic: a reader sees a whole cache or none
+            for old in path.parent.glob("bm25-*.pickle"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        except OSError:  # a read-only index folder: run without the cache
+            partial.unlink(missing_ok=True)
 
     def search(self, query: str, n: int, filters: Filters) -> list[tuple[Chunk, float]]:
         if not self.chunks:
@@ -127,11 +172,11 @@ class Retriever:
     def __init__(self, store: Store, embedder: MiniLM):
         self.store = store
         self.embedder = embedder
-        self.lexical = Lexical(store.all_chunks())
+        self.lexical = Lexical(store.all_chunks(), store.snapshot_dir)
 
     def refresh(self) -> None:
         """Rebuild the lexical index from the store (after an ingest)."""
-        self.lexical = Lexical(self.store.all_chunks())
+        self.lexical = Lexical(self.store.all_chunks(), self.store.snapshot_dir)
 
     @property
     def chunk_count(self) -> int:

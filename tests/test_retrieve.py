@@ -110,3 +110,16 @@ def test_this_week_prefers_the_article_of_that_week(tmp_path, embedder):
         assert hits[0].chunk.article_id == expected
     answer = assistant.ask(question, filters=Filters(until="2022-06-10"))
     assert "55 million" in answer.text and "(as of 2022-06-07) [1]" in answer.text
+
+
+def test_bm25_cache_gives_the_same_ranking(seed_assistant, tmp_path):
+    chunks = seed_assistant.store.all_chunks()
+    built = Lexical(chunks, tmp_path)
+    assert len(list(tmp_path.glob("bm25-*"))) == 1
+    loaded = Lexical(chunks, tmp_path)
+    for query in ("Zuo Xiying", "trade between China and Russia", "wheat harvest Kansas"):
+        assert loaded.search(query, 5, Filters()) == built.search(query, 5, Filters())
+        assert loaded.coverage(query, chunks[0].text) == built.coverage(query, chunks[0].text)
+    # another set of chunks gets its own cache and the old one goes
+    Lexical(chunks[:-1], tmp_path)
+    assert len(list(tmp_path.glob("bm25-*"))) == 1
