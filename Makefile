@@ -36,4 +36,4 @@ bench: install
 	$(PY) bench/benchmark.py
 
 clean:
-	rm -rf index/chroma.sqlite3 index/*/ .pytest_cache
+	rm -rf index/* .pytest_cache
