@@ -280,15 +280,18 @@ def main() -> None:
         # own cost is the cached-vector build.
         first_s = built["build_s"] + (built["chunks"] + built["articles"]) / real["ingest_per_s"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-        probe = subprocess.run([sys.executable, __file__, "--probe", str(built["index"]), "--queries",
-                                str(args.queries)], env=env, capture_output=True, text=True, check=True)
-        served = json.loads(probe.stdout.splitlines()[-1])
+        # Twice: the first start after an ingest builds the BM25 cache, later starts load it.
+        cold, served = (json.loads(subprocess.run(
+            [sys.executable, __file__, "--probe", str(built["index"]), "--queries", str(args.queries)],
+            env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]) for _ in range(2))
+        served["ready_first_start_s"] = cold["ready_s"]
         row = {"size": size, "load_avg_1m": round(os.getloadavg()[0], 2), "articles": built["articles"], "pipeline_build_s": built["build_s"],
                "first_ingest_est_s": round(first_s), "reingest_s": built["reingest_s"],
                "reingest_speedup": round(first_s / built["reingest_s"], 1), **served}
         rows.append(row)
         print(f"{row['chunks']:>7,} chunks ({articles:,} articles): search p50 {row['search_p50_ms']} ms, "
-              f"p95 {row['search_p95_ms']} ms (goal ≤ 60) | ready {row['ready_s']} s (goal ≤ 15; build_assistant "
+              f"p95 {row['search_p95_ms']} ms (goal ≤ 60) | ready {row['ready_s']} s, first start after an ingest "
+              f"{row['ready_first_start_s']} s (goal ≤ 15; build_assistant "
               f"{row['build_assistant_s']} s, of which chunks read + BM25 ~{row['all_chunks_s'] + row['bm25_build_s']:.1f} s) "
               f"| RSS {row['rss_mb']} MB, peak {row['peak_rss_mb']} MB (goal ≤ 2048) | re-ingest "
               f"{row['reingest_s']} s vs first ingest ~{row['first_ingest_est_s']} s → {row['reingest_speedup']}× "
