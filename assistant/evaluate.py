@@ -9,7 +9,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .text import content_words
+from .text import number_words_as_digits, stemmed_terms
 from .retrieve import Filters
 from .schema import Answer, Hit
 
@@ -60,21 +60,9 @@ def with_context(questions: list[Question]) -> Iterator[tuple[Question, list[str
         yield q, history, Filters(until=q.question_date)
 
 
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
-
-
 def _norm(text: str) -> str:
     """Lower case, punctuation as space, number words as digits ("six" and "6" are one answer)."""
-    words = re.sub(r"[^\w\s.%]", " ", text.lower()).split()
-    return " ".join(_NUMBER_WORDS.get(w, w) for w in words)
-
-
-def _stems(text: str) -> set[str]:
-    import Stemmer
-
-    return set(Stemmer.Stemmer("english").stemWords(sorted(content_words(text))))
+    return " ".join(number_words_as_digits(re.sub(r"[^\w\s.%]", " ", text.lower())).split())
 
 
 def passage_matches(passage: str, evidence: str) -> bool:
@@ -102,8 +90,8 @@ def contains_gold(answer_text: str, gold: str) -> bool:
     a, g = _norm(answer_text), _norm(gold)
     if g and g in a:
         return True
-    words = _stems(g)
-    return bool(words) and len(words & _stems(a)) / len(words) >= 0.75
+    words = stemmed_terms(g)
+    return bool(words) and len(words & stemmed_terms(a)) / len(words) >= 0.75
 
 
 @dataclass

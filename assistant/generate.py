@@ -32,7 +32,7 @@ from .answer import Answerer
 from .errors import AssistantError
 from .retrieve import contextualize
 from .schema import Answer, Citation, Hit
-from .text import content_words, sentence_spans
+from .text import content_words, number_words_as_digits, sentence_spans, stemmed_terms, weighted_share
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,6 @@ def _numbers(text: str) -> list[int]:
     return [int(n) for group in _MARKER.findall(text) for n in re.split(r"\s*[,;]\s*", group)]
 
 
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english").stemWord
-
-
 @dataclass(frozen=True)
 class Window:
     """A span of a passage that may support a sentence: one sentence, or two adjacent ones."""
@@ -161,18 +155,10 @@ class Support:
         self.encode = encode
         self.weight = weight or (lambda term: 1.0)
         self.threshold = threshold
-        self.stem = _stemmer()
-
-    def terms(self, text: str) -> set[str]:
-        return {self.stem(w) for w in content_words(text)}
 
     def lexical(self, claim: str, window: str) -> float:
-        asked = self.terms(claim)
-        if not asked:
-            return 0.0
-        found = asked & self.terms(window)
-        total = sum(map(self.weight, asked))
-        return sum(map(self.weight, found)) / total if total else 0.0
+        asked = stemmed_terms(claim)
+        return weighted_share(asked, asked & stemmed_terms(window), self.weight)
 
     def scores(self, claim: str, windows: Sequence[str]) -> np.ndarray:
         """The support score of `claim` against each window."""
@@ -188,14 +174,11 @@ class Support:
         return lex
 
 
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven "
-                                                 "twelve".split())}
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
 def _figures(text: str) -> set[str]:
     """The numbers in `text`, digits or words ("two-week" and "2-week" are one figure)."""
-    text = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
+    text = number_words_as_digits(text)
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 

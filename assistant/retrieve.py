@@ -21,7 +21,7 @@ from .embeddings import MiniLM
 from .errors import BadQuestion
 from .index import Store, date_number
 from .schema import Chunk, Hit
-from .text import RECENT, content_words
+from .text import RECENT, stem, stemmed_terms, weighted_share
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
 CANDIDATES = 50  # per ranking, before fusion
@@ -83,12 +83,10 @@ class Lexical:
 
     def __init__(self, chunks: list[Chunk], cache_dir: Path | None = None):
         import bm25s
-        import Stemmer
         from bm25s.tokenization import Tokenizer
 
         self.chunks = chunks
-        self.stem = Stemmer.Stemmer("english").stemWord
-        self.tokenizer = Tokenizer(stopwords="en", stemmer=self.stem)
+        self.tokenizer = Tokenizer(stopwords="en", stemmer=stem)
         self.bm25 = bm25s.BM25()
         self.df = np.zeros(1)
         if chunks and not self._load(cache_dir):
@@ -149,9 +147,6 @@ class Lexical:
                                           weight_mask=mask)
         return [(self.chunks[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
-    def terms(self, text: str) -> set[str]:
-        return {self.stem(w) for w in content_words(text)}
-
     def idf(self, term: str) -> float:
         """Rare terms weigh more; a term the corpus never uses weighs most."""
         n = len(self.chunks)
@@ -161,11 +156,8 @@ class Lexical:
     def coverage(self, question: str, passage: str) -> float:
         """Share of the question's meaning-bearing terms (IDF-weighted) found in the passage;
         words that only say when ("this week", "latest") do not count."""
-        asked = self.terms(RECENT.sub(" ", question))
-        if not asked:
-            return 0.0
-        found = asked & self.terms(passage)
-        return sum(map(self.idf, found)) / sum(map(self.idf, asked))
+        asked = stemmed_terms(RECENT.sub(" ", question))
+        return weighted_share(asked, asked & stemmed_terms(passage), self.idf)
 
 
 class Retriever:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from typing import Callable, Iterable
 
 # A sentence ends at . ! ? (optionally followed by a closing quote or bracket) and a
 # space, except after an initial ("U.S.") or a common title ("Mr.").
@@ -42,3 +44,37 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def content_words(text: str) -> set[str]:
     """Lower-cased words of `text` that carry meaning (no stop words)."""
     return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in STOPWORDS}
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def stem(word: str) -> str:
+    """Snowball English stem: "nuggets" and "nugget" share one."""
+    return _stemmer().stemWord(word)
+
+
+def stemmed_terms(text: str) -> set[str]:
+    """The stems of `text`'s content words."""
+    return set(_stemmer().stemWords(sorted(content_words(text))))
+
+
+def weighted_share(asked: Iterable[str], found: Iterable[str], weight: Callable[[str], float]) -> float:
+    """Σ weight(found) / Σ weight(asked): how much of what was asked is there, rare terms counting more."""
+    total = sum(map(weight, asked))
+    return sum(map(weight, found)) / total if total else 0.0
+
+
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def number_words_as_digits(text: str) -> str:
+    """"six months" → "6 months": a figure is the same whichever way it is written."""
+    return _NUMBER_WORD.sub(lambda m: NUMBER_WORDS[m.group(1).lower()], text)

@@ -16,3 +16,12 @@ def test_sentence_spans_trim_and_skip_blank_lines():
 def test_content_words_drop_stop_words_and_keep_numbers():
     assert content_words("How much did the U.S. economy grow, 2.5 per cent?") == {"u.s", "economy", "grow", "2.5",
                                                                                  "per", "cent"}
+
+
+def test_stems_shares_and_number_words():
+    from assistant.text import number_words_as_digits, stemmed_terms, weighted_share
+
+    assert stemmed_terms("Chicken nuggets") == stemmed_terms("a chicken nugget")
+    assert weighted_share({"a", "b"}, {"a"}, {"a": 3.0, "b": 1.0}.get) == 0.75
+    assert weighted_share(set(), set(), lambda t: 1.0) == 0.0
+    assert number_words_as_digits("Six months, twenty days, Eleven") == "6 months, 20 days, 11"
