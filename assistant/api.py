@@ -100,9 +100,21 @@ class VerificationOut(BaseModel):
     sentences: list[SentenceOut]
 
 
+class ArticleOut(BaseModel):
+    article_id: str
+    title: str
+    source: str
+    date: str
+    url: str
+
+
 class AnswerOut(BaseModel):
     answer: str = Field(description="the answer; each claim is followed by its citation `[n]`")
+    lead: str = Field(default="", description="the short answer (a name, number, date or place), verbatim from "
+                                              "the first quote; shown in bold before the answer; may be empty")
     refused: bool = Field(description="true when the articles don't cover the question (then nothing is cited)")
+    closest: list[ArticleOut] = Field(default=[], description="on a refusal: the articles closest to the question, "
+                                                              "named but not cited")
     notice: str
     verification: VerificationOut | None = Field(default=None, description="with a language model "
                                                  "(ASSISTANT_LLM): how each sentence it wrote was checked")

@@ -57,8 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "search":
             p.add_argument("-k", type=int, default=None, help="how many passages (default 5)")
 
-    p = command("eval", _eval, "retrieval and answer scores on a question set")
-    p.add_argument("--questions", type=Path, required=True)
+    p = command("eval", _eval, "retrieval and answer scores on question sets (pooled when several)")
+    p.add_argument("--questions", type=Path, required=True, nargs="+", help=".jsonl question sets")
+    p.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="also answer each question with weights fitted on the other K-1 parts of the pooled "
+                        "sets (cross-validated figures beside the committed weights' in-sample ones)")
     p.add_argument("-k", type=int, default=None, help="passages given to the answerer (default 5)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=Path, help="write per-question records of misses here (.jsonl)")
@@ -76,7 +79,7 @@ def _filter_args(p):
 
 
 def _filters(args):
-    from .retrieve import Filters
+    from .schema import Filters
     return Filters.parse(args.source, args.since, args.until)
 
 
@@ -160,57 +163,78 @@ def _ask(args, settings: Settings) -> int:
 
 
 def _eval(args, settings: Settings) -> int:
-    from .evaluate import Scores, read_questions, score_question, with_context
+    from .answer import check_citations
+    from .evaluate import Scores, read_questions, score_question
+    from .fitting import cross_validated, prepare
     from .service import build_assistant
 
+    if args.folds == 1 or args.folds < 0:
+        raise AssistantError("--folds takes 2 or more parts")
     assistant = build_assistant(settings.with_(top_k=args.k, llm="extractive"))
-    questions = list(with_context(read_questions(args.questions)))
-    scores, records = Scores(), []
+    questions = [q for path in args.questions for q in read_questions(path)]
+    cases = prepare(assistant, questions)
+    text = assistant.store.article_text
+    answers = {"committed": [check_citations(assistant.answerer.compose(c.query, c.hits, c.candidates), text)
+                             for c in cases]}
+    if args.folds:
+        answers[f"cv{args.folds}"] = [check_citations(a, text) for a in
+                                      cross_validated(cases, assistant.answerer, args.folds)]
+    sets = sorted({q.source_file for q in questions}, key=[q.source_file for q in questions].index)
+    tables, records = {}, []
+    for name, given in answers.items():
+        per_set = {s: Scores() for s in sets + ["pooled"]}
+        for case, answer in zip(cases, given):
+            for key in (case.question.source_file, "pooled"):
+                record = score_question(per_set[key], case.question, list(case.ranked), answer, text)
+            if name == "committed":
+                records.append(record)
+        for key, scores in per_set.items():
+            if key != "pooled" or len(sets) > 1:
+                tables[f"{name}: {key}"] = scores.table()
     generative = _generative(args, settings, assistant)
     if generative:
-        from .generate import answer_citation_precision
-
-        gen_scores, support = Scores(), generative.answerer.support
-        precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
-    for q, history, filters in questions:
-        ranked = assistant.search(q.question, history, filters, k=max(10, assistant.settings.top_k))
-        query, hits = assistant.query(q.question, history), ranked[:assistant.settings.top_k]
-        answer = assistant.respond(query, hits, filters)
-        records.append(score_question(scores, q, ranked, answer, assistant.store.article_text))
-        if generative:  # the same passages, so the columns differ only in the answer step
-            written = generative.respond(query, hits, filters)
-            score_question(gen_scores, q, ranked, written, assistant.store.article_text)
-            for key, a in (("ours", answer), ("llm", written)):
-                precision[key] = [x + y for x, y in zip(precision[key], answer_citation_precision(a, support))]
-            checked = written.extra.get("verification", {})
-            precision["fallbacks"] += bool(checked.get("fallback"))
-            model_cited = [s for s in checked.get("sentences", []) if s["model_cited"]]
-            precision["model"][0] += len(model_cited)
-            precision["model"][1] += sum(s["status"] == "verified" for s in model_cited)
-    tables = {"ours": scores.table()}
-    if generative:
-        tables["llm"] = gen_scores.table()
-        share = lambda pair: round(pair[1] / pair[0], 3) if pair[0] else None  # noqa: E731
-        tables["ours"].update(citation_precision=share(precision["ours"]), model_citation_precision=None,
-                              model_answer_fell_back=None)
-        tables["llm"].update(citation_precision=share(precision["llm"]),
-                             model_citation_precision=share(precision["model"]),
-                             model_answer_fell_back=precision["fallbacks"])
+        tables.update(_llm_tables(generative, cases, answers["committed"], text))
     if args.baseline:
-        tables[args.baseline] = _baseline_table(args, settings, assistant, questions)
+        tables["langchain (retrieval only)"] = _baseline_table(args, settings, assistant,
+                                                               [(c.question, c.query) for c in cases])
     if args.failures:
-        misses = [r for r in records if r.get("rank") is None and r["type"] != "unanswerable"
-                  or r.get("gold_in_answer") is False
-                  or (r["type"] == "unanswerable") != r["refused"]]
+        misses = [r for r in records if (r["type"] != "unanswerable" and not r.get("evidence_in_answer"))
+                  or (r["type"] == "unanswerable" and not r.get("handled"))]
         args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in misses), encoding="utf-8")
     if args.json:
-        print(json.dumps(tables if len(tables) > 1 else tables["ours"], indent=1))
+        print(json.dumps(tables if len(tables) > 1 else next(iter(tables.values())), indent=1))
     else:
-        width = max(map(len, tables["ours"]))
-        print(f"{'':<{width}}  " + "  ".join(f"{name:>10}" for name in tables))
-        for key in tables["ours"]:
-            print(f"{key:<{width}}  " + "  ".join(f"{_cell(t.get(key)):>10}" for t in tables.values()))
+        keys = list(next(iter(tables.values())))
+        width = max(map(len, keys))
+        for name, table in tables.items():
+            print(f"== {name}")
+            for key in keys:
+                print(f"  {key:<{width}}  {_cell(table.get(key))}")
     return 0
+
+
+def _llm_tables(generative, cases, extractive, text) -> dict:
+    """The same passages answered by a language model, scored beside the extractive answers."""
+    from .evaluate import Scores, score_question
+    from .generate import answer_citation_precision
+
+    scores, support = Scores(), generative.answerer.support
+    precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
+    for case, answer in zip(cases, extractive):
+        written = generative.respond(case.query, list(case.hits))
+        score_question(scores, case.question, list(case.ranked), written, text)
+        for key, a in (("ours", answer), ("llm", written)):
+            precision[key] = [x + y for x, y in zip(precision[key], answer_citation_precision(a, support))]
+        checked = written.extra.get("verification", {})
+        precision["fallbacks"] += bool(checked.get("fallback"))
+        model_cited = [s for s in checked.get("sentences", []) if s["model_cited"]]
+        precision["model"][0] += len(model_cited)
+        precision["model"][1] += sum(s["status"] == "verified" for s in model_cited)
+    share = lambda pair: round(pair[1] / pair[0], 3) if pair[0] else None  # noqa: E731
+    table = scores.table()
+    table.update(citation_precision=share(precision["llm"]), model_citation_precision=share(precision["model"]),
+                 model_answer_fell_back=precision["fallbacks"], extractive_citation_precision=share(precision["ours"]))
+    return {"llm: pooled": table}
 
 
 def _generative(args, settings: Settings, assistant):
@@ -253,14 +277,15 @@ def _baseline_table(args, settings: Settings, assistant, questions) -> dict:
     articles = [a for a in iter_corpus(settings.corpus_dir) if isinstance(a, Article)]
     baseline = LangChainBaseline(articles, assistant.retriever.embedder, settings.index_dir / "baseline-langchain")
     scores = Scores()
-    for q, history, _ in questions:
+    for q, query in questions:
         if q.answerable:
             scores.answerable += 1
-            scores.ranks.append(first_hit_rank(baseline.search(assistant.query(q.question, history), k=10), q.evidence))
+            scores.ranks.append(first_hit_rank(baseline.search(query, k=10), q.evidence))
         else:
             scores.unanswerable += 1
     table = scores.table()
-    for key in ("refusal_accuracy", "false_refusal_rate", "answer_contains_gold", "quote_verbatim_rate",
+    for key in ("evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate",
+                "answer_contains_gold", "quote_verbatim_rate",
                 "refusals_with_citations", "citations_dropped_by_check"):
         table[key] = None
     return table

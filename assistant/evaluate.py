@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .text import number_words_as_digits, stemmed_terms
-from .retrieve import Filters
+from .schema import Filters
 from .schema import Answer, Hit
 
 
@@ -23,6 +23,9 @@ class Question:
     doc_ids: tuple[str, ...] = ()
     type: str = "single"
     question_date: str = ""
+    # Unanswerable questions: sentences in which an article says the fact is not known yet.
+    absence: tuple[str, ...] = ()
+    source_file: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -42,7 +45,8 @@ def read_questions(path: Path) -> list[Question]:
             raw = json.loads(line)
             out.append(Question(id=str(raw["id"]), question=raw["question"], answer=raw.get("answer"),
                                 evidence=tuple(raw.get("evidence") or ()), doc_ids=tuple(raw.get("doc_ids") or ()),
-                                type=raw.get("type") or "single", question_date=raw.get("question_date") or ""))
+                                type=raw.get("type") or "single", question_date=raw.get("question_date") or "",
+                                absence=tuple(raw.get("absence") or ()), source_file=Path(path).name))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{line_no}: not a question record ({exc})") from None
     return out
@@ -84,14 +88,38 @@ def first_hit_rank(hits: list[Hit], evidence: Iterable[str]) -> int | None:
     return None
 
 
-def contains_gold(answer_text: str, gold: str) -> bool:
-    """The gold answer appears in the answer: verbatim (normalised), or ≥ 75 % of its content
-    words (stemmed: "nugget" answers "nuggets")."""
-    a, g = _norm(answer_text), _norm(gold)
-    if g and g in a:
+_STAMP = re.compile(r"\s?\(as of [^)]*\)|\s?\[\d+\]")
+
+
+def visible_text(answer_text: str) -> str:
+    """What a reader reads as the answer: without date stamps and `[n]` markers."""
+    return _STAMP.sub("", answer_text)
+
+
+def _holds(text: str, phrase: str, share: float) -> bool:
+    """`phrase` occurs in `text` on word boundaries (normalised), or ≥ `share` of its content
+    words do (stemmed: "nugget" answers "nuggets")."""
+    a, g = _norm(visible_text(text)), _norm(phrase)
+    if g and re.search(rf"(?<![\w.]){re.escape(g)}(?![\w])", a):
         return True
     words = stemmed_terms(g)
-    return bool(words) and len(words & stemmed_terms(a)) / len(words) >= 0.75
+    return bool(words) and len(words & stemmed_terms(a)) / len(words) >= share
+
+
+def contains_gold(answer_text: str, gold: str) -> bool:
+    """The short gold answer is in the answer text (≥ 75 % of its words)."""
+    return _holds(answer_text, gold, 0.75)
+
+
+def evidence_in_answer(answer_text: str, evidence: Iterable[str]) -> bool:
+    """The answer a reader sees holds one evidence string, or ≥ 60 % of its words."""
+    return any(_holds(answer_text, e, 0.6) for e in evidence)
+
+
+def sentence_holds(sentence: str, evidence: Iterable[str]) -> bool:
+    """A candidate sentence is (part of) the evidence: the label the sentence model learns."""
+    s = _norm(sentence)
+    return any(passage_matches(sentence, e) or (len(s.split()) >= 4 and s in _norm(e)) for e in evidence)
 
 
 @dataclass
@@ -102,6 +130,8 @@ class Scores:
     refused_unanswerable: int = 0
     refused_answerable: int = 0
     gold_in_answer: int = 0
+    evidence_in_answer: int = 0
+    absence_quoted: int = 0  # unanswerable, answered by quoting an article saying it is not known
     quotes: int = 0
     quotes_verbatim: int = 0
     cited_refusals: int = 0
@@ -120,6 +150,9 @@ class Scores:
             "recall@5": round(self.recall(5), 3),
             "recall@10": round(self.recall(10), 3),
             "mrr": round(sum(1 / r for r in self.ranks if r) / max(len(self.ranks), 1), 3),
+            "evidence_in_answer": round(self.evidence_in_answer / n, 3),
+            "unanswerable_handled": (round((self.refused_unanswerable + self.absence_quoted) / self.unanswerable, 3)
+                                     if self.unanswerable else None),
             "refusal_accuracy": round(self.refused_unanswerable / self.unanswerable, 3) if self.unanswerable else None,
             "false_refusal_rate": round(self.refused_answerable / n, 3),
             "answer_contains_gold": round(self.gold_in_answer / n, 3),
@@ -131,7 +164,8 @@ class Scores:
 
 def score_question(scores: Scores, q: Question, ranked: list[Hit], answer: Answer, article_text) -> dict:
     """Add one question's outcome to `scores`; returns the per-question record."""
-    record = {"id": q.id, "question": q.question, "gold": q.answer, "answer": answer.text,
+    shown = f"{answer.lead} {answer.text}" if answer.lead else answer.text
+    record = {"id": q.id, "question": q.question, "gold": q.answer, "answer": shown,
               "refused": answer.refused, "type": q.type,
               "best_similarity": max((h.similarity for h in ranked), default=None)}
     scores.dropped_citations += answer.extra.get("dropped_citations", 0)
@@ -146,12 +180,17 @@ def score_question(scores: Scores, q: Question, ranked: list[Hit], answer: Answe
         rank = first_hit_rank(ranked, q.evidence)
         scores.ranks.append(rank)
         scores.refused_answerable += answer.refused
-        gold = (not answer.refused) and contains_gold(answer.text, q.answer)
+        gold = (not answer.refused) and contains_gold(shown, q.answer)
         scores.gold_in_answer += gold
-        record.update(rank=rank, gold_in_answer=gold,
+        evidence = (not answer.refused) and evidence_in_answer(shown, q.evidence)
+        scores.evidence_in_answer += evidence
+        record.update(rank=rank, gold_in_answer=gold, evidence_in_answer=evidence,
                       top_passage=ranked[0].chunk.text[:200] if ranked else None,
                       evidence=list(q.evidence), doc_ids=list(q.doc_ids))
     else:
         scores.unanswerable += 1
         scores.refused_unanswerable += answer.refused
+        absence = (not answer.refused) and bool(q.absence) and evidence_in_answer(shown, q.absence)
+        scores.absence_quoted += absence
+        record.update(handled=answer.refused or absence)
     return record

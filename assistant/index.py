@@ -30,7 +30,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from .config import Settings
 from .embeddings import MiniLM
 from .errors import IndexNotReady
-from .schema import Article, Chunk
+from .schema import Article, Chunk, Filters, date_number
 
 CHUNKS = "chunks"
 ARTICLES = "articles"
@@ -64,10 +64,19 @@ class ChromaMiniLM(EmbeddingFunction):
 register_embedding_function(ChromaMiniLM)
 
 
-def date_number(iso_date: str) -> int:
-    """"2022-06-12" → 20220612; unknown → 0 (Chroma filters compare numbers only)."""
-    digits = iso_date.replace("-", "")
-    return int(digits) if len(digits) == 8 and digits.isdigit() else 0
+def where(filters: Filters) -> dict | None:
+    """`filters` as a Chroma `where` clause (Chroma compares numbers only: dates as 20220612)."""
+    clauses = []
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    if filters.since:
+        clauses.append({"date_num": {"$gte": date_number(filters.since)}})
+    if filters.until:
+        # Articles of unknown date (0) stay in: excluding them would hide undated papers.
+        clauses.append({"$or": [{"date_num": {"$lte": date_number(filters.until)}}, {"date_num": 0}]})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,14 @@ import hashlib
 import os
 import pickle
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from .embeddings import MiniLM
-from .errors import BadQuestion
-from .index import Store, date_number
-from .schema import Chunk, Hit
+from .index import Store, where
+from .schema import Chunk, Filters, Hit
 from .text import RECENT, stem, stemmed_terms, weighted_share
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
@@ -29,52 +27,6 @@ CANDIDATES = 50  # per ranking, before fusion
 # small embedding model is weakest (dev sets: MRR 0.72 → 0.76, recall@10 0.91 → 0.94; docs/retrieval.md).
 DENSE_WEIGHT = 0.5
 LEXICAL_WEIGHT = 1.0
-
-
-@dataclass(frozen=True)
-class Filters:
-    sources: tuple[str, ...] = ()
-    since: str = ""  # ISO date, inclusive
-    until: str = ""  # ISO date, inclusive
-
-    def __bool__(self) -> bool:
-        return bool(self.sources or self.since or self.until)
-
-    @classmethod
-    def parse(cls, sources=(), since: str = "", until: str = "") -> "Filters":
-        """Filters from user input; a date that is not YYYY-MM-DD is a clear error."""
-        for name, value in (("since", since), ("until", until)):
-            try:
-                if value and value.strip():
-                    date.fromisoformat(value.strip())
-            except ValueError:
-                raise BadQuestion(f"'{value}' is not a date: use YYYY-MM-DD for {name}.") from None
-        return cls(sources=tuple(s for s in sources or () if s), since=(since or "").strip(),
-                   until=(until or "").strip())
-
-    def where(self) -> dict | None:
-        """The same filter as a Chroma `where` clause."""
-        clauses = []
-        if self.sources:
-            clauses.append({"source": {"$in": list(self.sources)}})
-        if self.since:
-            clauses.append({"date_num": {"$gte": date_number(self.since)}})
-        if self.until:
-            # Articles of unknown date (0) stay in: excluding them would hide undated papers.
-            clauses.append({"$or": [{"date_num": {"$lte": date_number(self.until)}}, {"date_num": 0}]})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def admits(self, chunk: Chunk) -> bool:
-        if self.sources and chunk.source not in self.sources:
-            return False
-        day = date_number(chunk.date)
-        if self.since and day < date_number(self.since):
-            return False
-        if self.until and day and day > date_number(self.until):
-            return False
-        return True
 
 
 class Lexical:
@@ -177,7 +129,7 @@ class Retriever:
     def search(self, query: str, k: int = 5, filters: Filters = Filters()) -> list[Hit]:
         """The `k` best passages for `query`, best first, fused from both rankings."""
         vector = self.embedder.encode([query])[0]
-        dense = self.store.query(vector, CANDIDATES, filters.where())
+        dense = self.store.query(vector, CANDIDATES, where(filters))
         lexical = self.lexical.search(query, CANDIDATES, filters)
 
         fused: dict[str, float] = {}

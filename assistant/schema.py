@@ -7,6 +7,9 @@ on its own and nothing downstream can mutate what upstream produced.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
+
+from .errors import BadQuestion
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,17 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class ArticleRef:
+    """An article named without quoting it: where a refusal points the reader."""
+
+    article_id: str
+    title: str = ""
+    source: str = ""
+    date: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class Answer:
     text: str
     refused: bool
@@ -66,3 +80,49 @@ class Answer:
     hits: tuple[Hit, ...] = ()
     notice: str = ""
     extra: dict = field(default_factory=dict, compare=False)
+    # On a refusal: the articles closest to the question (named, not cited).
+    closest: tuple[ArticleRef, ...] = ()
+    # The short answer (a name, number, date or place) copied verbatim from the first quote,
+    # shown in bold before the text; "" when the question asks for no such thing.
+    lead: str = ""
+
+
+def date_number(iso_date: str) -> int:
+    """"2022-06-12" → 20220612; unknown → 0 (dates compare as numbers)."""
+    digits = iso_date.replace("-", "")
+    return int(digits) if len(digits) == 8 and digits.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a question may be answered from."""
+
+    sources: tuple[str, ...] = ()
+    since: str = ""  # ISO date, inclusive
+    until: str = ""  # ISO date, inclusive
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+    @classmethod
+    def parse(cls, sources=(), since: str = "", until: str = "") -> "Filters":
+        """Filters from user input; a date that is not a real YYYY-MM-DD day raises `BadQuestion`."""
+        for name, value in (("since", since), ("until", until)):
+            try:
+                if value and value.strip():
+                    date.fromisoformat(value.strip())
+            except ValueError:
+                raise BadQuestion(f"'{value}' is not a date: use YYYY-MM-DD for {name}.") from None
+        return cls(sources=tuple(s for s in sources or () if s), since=(since or "").strip(),
+                   until=(until or "").strip())
+
+    def admits(self, chunk: Chunk) -> bool:
+        if self.sources and chunk.source not in self.sources:
+            return False
+        day = date_number(chunk.date)
+        if self.since and day < date_number(self.since):
+            return False
+        # Articles of unknown date (0) stay in: excluding them would hide undated papers.
+        if self.until and day and day > date_number(self.until):
+            return False
+        return True

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from .answer import Answerer, ExtractiveAnswerer, check_citations, refusal
+from .answer import Answerer, ExtractiveAnswerer, check_citations, closest_articles, refusal
 from .config import Settings
 from .embeddings import MiniLM
 from .errors import BadQuestion
 from .index import Store, open_index
 from .ingest import sync
-from .retrieve import Filters, Retriever, contextualize
-from .schema import Answer, Hit
+from .retrieve import Retriever, contextualize
+from .schema import Answer, Filters, Hit
 
 
 @dataclass
@@ -83,9 +83,12 @@ class Assistant:
         if not hits:
             notice = "No article matches these filters." if filters else "The index is empty."
             return refusal(hits, notice=notice)
+        if isinstance(self.answerer, ExtractiveAnswerer):
+            return None  # it decides itself, from its fitted answer-or-refuse model
+        # A language model is only asked when the passages share enough with the question.
         similarity, coverage = self.support(question, hits)
         if similarity < self.settings.min_similarity or coverage < self.settings.min_coverage:
-            return refusal(hits)
+            return refusal(hits, closest=closest_articles(hits))
         return None
 
     def support(self, question: str, hits: Sequence[Hit]) -> tuple[float, float]:
@@ -114,7 +117,8 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
     if ingest_if_empty and store.chunk_count() == 0:
         print(sync(settings.corpus_dir, store, embedder).summary(), flush=True)
     retriever = Retriever(store, embedder)
-    answerer = ExtractiveAnswerer(embedder)
+    answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
+                                  sentence_vectors=getattr(store, "sentence_vectors", None))
     if settings.llm == "extractive":
         return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
     from .generate import build_chat_answerer
@@ -134,8 +138,11 @@ def hit_to_dict(hit: Hit) -> dict:
 def answer_to_dict(answer: Answer) -> dict:
     return {
         "answer": answer.text,
+        "lead": answer.lead,
         "refused": answer.refused,
         "notice": answer.notice,
+        "closest": [{"article_id": a.article_id, "title": a.title, "source": a.source, "date": a.date,
+                     "url": a.url} for a in answer.closest],
         **({"verification": verification_to_dict(answer)} if "verification" in answer.extra else {}),
         "citations": [{"n": c.n, "article_id": c.hit.chunk.article_id, "title": c.hit.chunk.title,
                        "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": c.hit.chunk.url,

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 from .errors import AssistantError
 from .retrieve import Filters
-from .schema import Answer, Citation
+from .schema import Answer, ArticleRef, Citation
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,30 @@ def source_line(c: Citation) -> str:
 def answer_markdown(answer: Answer) -> str:
     """The chat message: the answer with `[n]` as links to its source card, then the source list."""
     if answer.refused:
-        return md_escape(answer.text) + (f"\n\n*{md_escape(answer.notice)}*" if answer.notice else "")
+        closest = "".join(f"\n- {article_line(a)}" for a in answer.closest)
+        return (md_escape(answer.text) + (f"\n\n*{md_escape(answer.notice)}*" if answer.notice else "")
+                + (f"\n\nThe closest articles I have:{closest}" if closest else ""))
     pieces = _CITE.split(answer.text)  # text, n, text, n, ...
-    body = "".join(md_escape(p) if i % 2 == 0 else f" [\\[{p}\\]](#source-{p})"
-                   for i, p in enumerate(pieces)).replace("  [", " [")
+    # Each text piece keeps its own edge spaces: "… University [1] China …" never runs together.
+    body = "".join(_spaced(p) if i % 2 == 0 else f"[\\[{p}\\]](#source-{p})" for i, p in enumerate(pieces))
+    body = (f"**{md_escape(answer.lead)}** — " if answer.lead else "") + body
     sources = "\n".join(f"- {source_line(c)}" for c in answer.citations)
     note = "".join(f"\n\n*{md_escape(line)}*" for line in (answer.notice, verification_line(answer)) if line)
     return f"{body}{note}\n\n**Sources**\n{sources}"
+
+
+def _spaced(text: str) -> str:
+    """`md_escape`, keeping one space where `text` began or ended with white space."""
+    if not text.strip():
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + md_escape(text) + (" " if text[-1].isspace() else "")
+
+
+def article_line(a: ArticleRef) -> str:
+    """An article named (not cited) in Markdown: title — outlet, date · link."""
+    meta = ", ".join(md_escape(x) for x in (a.source, a.date or "date unknown") if x)
+    url = safe_url(a.url)
+    return f"{md_escape(a.title or a.article_id)} — {meta}" + (f" · [link](<{url}>)" if url else "")
 
 
 def verification_line(answer: Answer) -> str:

@@ -1,5 +1,8 @@
 
-from assistant.answer import NOT_COVERED, ExtractiveAnswerer, check_citations, refusal
+from dataclasses import replace
+
+from assistant.answer import (NOT_COVERED, ExtractiveAnswerer, check_citations, closest_articles, fitted_weights,
+                              refusal, spans_of)
 from assistant.schema import Answer, Chunk, Citation, Hit
 
 from conftest import TRADE_QUESTION
@@ -17,20 +20,21 @@ def test_extractive_answer_quotes_the_answering_sentence(seed_assistant):
     hits = seed_assistant.retriever.search(TRADE_QUESTION, k=5)
     answer = ExtractiveAnswerer(seed_assistant.retriever.embedder).answer(TRADE_QUESTION, hits)
     assert not answer.refused
-    assert "40.7 per cent" in answer.text and answer.text.rstrip().endswith("[1]")
+    assert "40.7 per cent" in answer.text and answer.text.startswith("Two-way trade") and "[1]" in answer.text
+    assert answer.lead == "40.7 per cent"  # how much: the figure leads, verbatim from the quote
     first = answer.citations[0]
     assert first.n == 1 and first.quote in first.hit.chunk.text and "40.7 per cent" in first.quote
 
 
 def test_number_question_prefers_the_sentence_with_the_number(embedder):
     answer = ExtractiveAnswerer(embedder).answer("How big a raise did dock workers win?", [_hit()])
-    assert answer.text.startswith("Dock workers won a 6 per cent raise. [1]")
+    assert answer.lead == "6 per cent" and "Dock workers won a 6 per cent raise. [1]" in answer.text
 
 
 def test_citations_are_numbered_in_order_of_use(embedder):
     hits = [_hit(rank=1), _hit("Dock workers won a 6 per cent raise after the strike.", rank=2, cid="c2",
                                article_id="b.md")]
-    answer = ExtractiveAnswerer(embedder, margin=1.0).answer("What did dock workers win?", hits)
+    answer = ExtractiveAnswerer(embedder).answer("What did dock workers win?", hits)
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     for c in answer.citations:
         assert f"[{c.n}]" in answer.text
@@ -109,3 +113,57 @@ def test_figures():
 
     assert figures("Trade grew 40.7 per cent to $1,200 billion; 3% of it") == {
         ("", "%"): {"40.7", "3"}, ("$", "billion"): {"1200"}}
+
+
+def _always(answer: bool):
+    """The committed weights with the answer-or-refuse threshold pushed to one side."""
+    weights = fitted_weights()
+    return replace(weights, answerable=replace(weights.answerable, threshold=0.0 if answer else 1.01))
+
+
+def test_a_refusal_names_the_closest_articles_and_cites_nothing(embedder):
+    hits = [_hit(rank=1), _hit("Dock workers won a raise.", rank=2, cid="c2", article_id="b.md")]
+    answer = ExtractiveAnswerer(embedder, weights=_always(False)).answer("What did dock workers win?", hits)
+    assert answer.refused and answer.citations == () and answer.text == NOT_COVERED
+    assert [a.article_id for a in answer.closest] == ["port.md", "b.md"]
+    assert closest_articles(hits, n=1)[0].title == "Port"
+
+
+def test_unrelated_question_is_refused_by_the_fitted_model(seed_assistant):
+    question = "What did the mayor of Lisbon say about bicycle lanes?"
+    answer = seed_assistant.ask(question)
+    assert answer.refused and answer.citations == () and answer.closest
+
+
+def test_quotes_never_join_across_a_line_break(embedder):
+    # The cleaner may have removed a caption between these paragraphs: "He" must not pull the
+    # sentence before the break into one quote.
+    text = "The minister spoke on Monday.\nHe said the port would reopen in June."
+    answer = ExtractiveAnswerer(embedder, weights=_always(True)).answer("When will the port reopen?", [_hit(text)])
+    assert [c.quote for c in answer.citations][0] == "He said the port would reopen in June."
+    assert all("\n" not in c.quote for c in answer.citations)
+
+
+def test_list_bullets_stay_out_of_quotes():
+    text = "Key points:\n  • Moscow is taking advantage of China, an expert says\n- Trade grew by 40 per cent"
+    quotes = [text[s:e] for s, e in spans_of(text)]
+    assert "Moscow is taking advantage of China, an expert says" in quotes
+    assert "Trade grew by 40 per cent" in quotes
+
+
+def test_stored_sentence_vectors_spare_the_model(embedder):
+    hit = _hit()
+    spans = spans_of(hit.chunk.text)
+    stored = {hit.chunk.chunk_id: [(s, e, v) for (s, e), v in
+                                   zip(spans, embedder.encode([hit.chunk.text[s:e] for s, e in spans]))]}
+    encoded = []
+
+    class Counting:
+        def encode(self, texts):
+            encoded.extend(texts)
+            return embedder.encode(texts)
+
+    with_store = ExtractiveAnswerer(Counting(), sentence_vectors=lambda ids: {i: stored[i] for i in ids if i in stored})
+    question = "How big a raise did dock workers win?"
+    assert with_store.answer(question, [hit]) == ExtractiveAnswerer(embedder).answer(question, [hit])
+    assert encoded == [question]  # only the question was embedded

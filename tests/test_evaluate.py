@@ -63,3 +63,30 @@ def test_contains_gold_reads_number_words_and_plurals():
     assert contains_gold("His detention was extended six months. [1]", "6")
     assert contains_gold("KFC is trying out a new chicken nugget. [1]", "Chicken nuggets")
     assert not contains_gold("KFC is trying out a new burger. [1]", "Chicken nuggets")
+
+
+def test_gold_matches_on_word_boundaries_without_stamps_or_markers():
+    from assistant.evaluate import visible_text
+
+    assert visible_text("Trade grew (as of 2022-06-16) [1] fast [2]") == "Trade grew fast"
+    assert not contains_gold("Prices rose 15 per cent (as of 2022-06-16) [5]", "$5")
+    assert not contains_gold("Prices rose 15 per cent (as of 2022-06-06) [1]", "6")
+    assert contains_gold("Tickets cost $5 each. [1]", "$5")
+
+
+def test_evidence_in_answer_and_absence():
+    from assistant.evaluate import evidence_in_answer, sentence_holds
+
+    evidence = ["The jury awarded Huth $500,000 in damages."]
+    assert evidence_in_answer("The jury, of eight women and four men, awarded Huth $500,000 in damages. [1]", evidence)
+    assert not evidence_in_answer("Huth sued Cosby in 2014. [1]", evidence)
+    assert sentence_holds("The jury awarded Huth $500,000 in damages.", evidence)
+    scores = Scores()
+    near_miss = Question("n", "How many shops?", None, (), type="unanswerable",
+                         absence=("The report did not mention the number of shops.",))
+    hit = _hit("The report did not mention the number of shops.", 1)
+    quoted = Answer("The report did not mention the number of shops. [1]", False,
+                    (Citation(1, hit, "The report did not mention the number of shops."),), (hit,))
+    score_question(scores, near_miss, [hit], quoted, lambda _: hit.chunk.text)
+    table = scores.table()
+    assert table["unanswerable_handled"] == 1.0 and table["refusal_accuracy"] == 0.0

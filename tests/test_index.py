@@ -11,7 +11,7 @@ from assistant.config import Settings
 from assistant.errors import IndexNotReady
 from assistant.index import date_number, open_index, open_store
 from assistant.ingest import ingest
-from assistant.retrieve import Filters
+from assistant.schema import Filters
 from assistant.schema import Article
 from assistant.service import build_assistant
 

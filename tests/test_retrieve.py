@@ -1,4 +1,6 @@
-from assistant.retrieve import Filters, Lexical, Retriever, contextualize
+from assistant.index import where
+from assistant.retrieve import Lexical, Retriever, contextualize
+from assistant.schema import Filters
 from assistant.schema import Chunk
 
 from conftest import SEED_ID, TRADE_QUESTION
@@ -40,11 +42,11 @@ def test_filter_matching_nothing_returns_nothing(seed_assistant):
 
 def test_filters_where_and_admits_agree():
     f = Filters(sources=("A",), since="2022-01-01", until="2022-12-31")
-    assert f.where() == {"$and": [{"source": {"$in": ["A"]}}, {"date_num": {"$gte": 20220101}},
+    assert where(f) == {"$and": [{"source": {"$in": ["A"]}}, {"date_num": {"$gte": 20220101}},
                                   {"$or": [{"date_num": {"$lte": 20221231}}, {"date_num": 0}]}]}
     assert f.admits(_chunk("1", "x")) and not f.admits(_chunk("2", "x", source="B"))
     assert not f.admits(_chunk("3", "x", date="2023-02-01"))
-    assert not Filters() and Filters().where() is None
+    assert not Filters() and where(Filters()) is None
 
 
 def test_lexical_on_an_empty_store():

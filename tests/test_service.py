@@ -1,7 +1,7 @@
 import pytest
 
 from assistant.errors import BadQuestion
-from assistant.retrieve import Filters
+from assistant.schema import Filters
 
 from conftest import SEED_ID, TRADE_QUESTION
 

@@ -20,6 +20,24 @@ def test_markdown_escapes_untrusted_text():
     assert "[\\[1\\]](#source-1)" in md  # the citation is a link to its source card
 
 
+def test_sentences_never_run_together_and_the_lead_is_bold():
+    chunk = Chunk("c1", "a.md", "Held at Renmin University. China should act.", 0, 45, title="T")
+    hit = Hit(chunk, 1.0, 0.9, 1)
+    answer = Answer("Held at Renmin University. [1] China should act. [2]", False,
+                    (Citation(1, hit, "Held at Renmin University."), Citation(2, hit, "China should act.")), (hit,),
+                    lead="Renmin University")
+    md = answer_markdown(answer)
+    assert md.startswith("**Renmin University** — Held at Renmin University. [\\[1\\]](#source-1) China should")
+    assert "](#source-1)China" not in md
+
+
+def test_a_refusal_names_the_closest_articles():
+    from assistant.schema import ArticleRef
+
+    md = answer_markdown(refusal(closest=[ArticleRef("a.md", "Port <b>strike</b>", "Wire", "", "https://x.org/a")]))
+    assert "don't cover" in md and "Port &lt;b&gt;strike&lt;/b&gt; — Wire, date unknown · [link](<https://x.org/a>)" in md
+
+
 def test_sources_html_escapes_and_highlights():
     page = sources_html(_answer())
     assert "<script" not in page and "<img" not in page and "href='javascript" not in page

@@ -1,0 +1,106 @@
+"""Fit the extractive answerer's two models on the pooled dev sets and commit the weights.
+
+    python bench/fit.py --index DIR --questions A.jsonl [B.jsonl ...] [--folds 5] [--out assistant/weights.json]
+
+The sentence model learns which sentence of the retrieved passages holds the gold evidence;
+the answer-or-refuse model learns, from the best sentences' signals, whether the question is
+answerable from the articles at all. Both are logistic regressions over the features named in
+`assistant/answer.py`. Prints the cross-validated figures (each question answered by weights
+fitted without its fold), then writes the weights fitted on everything, with the sets, the
+folds and the held-back figures recorded beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assistant.answer import check_citations  # noqa: E402
+from assistant.config import Settings  # noqa: E402
+from assistant.evaluate import Scores, read_questions, score_question  # noqa: E402
+from assistant.fitting import cross_validated, fit, prepare  # noqa: E402
+from assistant.service import build_assistant  # noqa: E402
+
+KEYS = ("recall@5", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--questions", type=Path, nargs="+", required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "assistant" / "weights.json")
+    parser.add_argument("--cache", type=Path, help="keep retrieved passages and sentence vectors here between runs "
+                                                   "(for trying features: only the questions are embedded again)")
+    args = parser.parse_args()
+
+    assistant = build_assistant(Settings(index_dir=args.index))
+    questions = [q for path in args.questions for q in read_questions(path)]
+    if args.cache:
+        cases = cached_prepare(assistant, questions, args.cache)
+    else:
+        cases = prepare(assistant, questions)
+    text = assistant.store.article_text
+    held_back = cross_validated(cases, assistant.answerer, args.folds)
+    sets = list(dict.fromkeys(q.source_file for q in questions))
+    scores = {name: Scores() for name in sets + ["pooled"]}
+    for case, answer in zip(cases, held_back):
+        for name in (case.question.source_file, "pooled"):
+            score_question(scores[name], case.question, list(case.ranked), check_citations(answer, text), text)
+    figures = {name: {k: s.table()[k] for k in KEYS} | {"questions": s.table()["questions"]}
+               for name, s in scores.items()}
+    print(f"cross-validated ({args.folds} folds, grouped by follow-up chain):")
+    for name, row in figures.items():
+        print(f"  {name:<32} " + "  ".join(f"{k} {row[k]}" for k in ("questions",) + KEYS))
+
+    weights = fit(cases, assistant.answerer)
+    out = {"sentence": weights.sentence.to_dict(), "answerable": weights.answerable.to_dict(),
+           "fitted_on": sets, "folds": args.folds, "cross_validated": figures}
+    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    for name, model in (("sentence", weights.sentence), ("answerable", weights.answerable)):
+        print(f"{name} model (standardised weights):")
+        for feature, w in sorted(zip(model.features, model.weights), key=lambda x: -abs(x[1])):
+            print(f"  {feature:<22} {w:+.3f}")
+        if name == "answerable":
+            print(f"  threshold {model.threshold:.3f}")
+
+
+def cached_prepare(assistant, questions, cache: Path):
+    """`prepare`, with the retrieved passages and every sentence vector kept in `cache`
+    (a scratch file of this script's own, outside the project)."""
+    import pickle
+
+    from assistant.answer import spans_of
+
+    searched, vectors = pickle.loads(cache.read_bytes()) if cache.is_file() else ({}, {})
+    search, encode = assistant.retriever.search, assistant.answerer.embedder.encode
+
+    def cached_search(query, n, filters):
+        if (query, n, filters) not in searched:
+            searched[(query, n, filters)] = search(query, n, filters)
+        return searched[(query, n, filters)]
+
+    answerer = assistant.answerer
+    answerer.sentence_vectors = lambda chunk_ids: {cid: vectors[cid] for cid in chunk_ids if cid in vectors}
+    cases = prepare(assistant, questions, search=cached_search)
+    for case in cases:  # remember every sentence vector seen, for the next run
+        for hit in case.hits:
+            if hit.chunk.chunk_id not in vectors:
+                spans = spans_of(hit.chunk.text)
+                encoded = encode([hit.chunk.text[s:e] for s, e in spans]) if spans else []
+                vectors[hit.chunk.chunk_id] = [(s, e, v) for (s, e), v in zip(spans, encoded)]
+    cache.write_bytes(pickle.dumps((searched, vectors)))
+    return cases
+
+
+if __name__ == "__main__":
+    main()
