@@ -56,7 +56,8 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
     assert r.status_code == 200
     body = r.json()
     assert body == answer_to_dict(seed_assistant.ask(TRADE_QUESTION))  # same object as `ask --json`
-    assert set(body) == {"answer", "refused", "notice", "citations", "passages"}
+    assert set(body) == {"answer", "lead", "refused", "closest", "notice", "citations", "passages"}
+    assert body["lead"] == "40.7 per cent" and body["closest"] == []
     assert "40.7 per cent" in body["answer"] and "[1]" in body["answer"] and not body["refused"]
     cite = body["citations"][0]
     assert set(cite) == {"n", "article_id", "title", "source", "date", "url", "quote", "passage_rank"}
@@ -67,7 +68,9 @@ def test_ask_takes_history_and_filters(client):
     alone = client.post("/api/ask", json={"question": "Where does he work?"}).json()
     followup = client.post("/api/ask", json={"question": "Where does he work?",
                                               "history": ["Who is Liu Weidong?"]}).json()
-    assert alone["refused"] and not followup["refused"]
+    # The history reaches retrieval: the follow-up is searched with its subject.
+    assert "Liu Weidong" in followup["passages"][0]["text"]
+    assert "Liu Weidong" not in alone["passages"][0]["text"]
 
     wheat = {"question": "How much wheat did Kansas farmers harvest?"}
     assert "420 million bushels" in client.post("/api/ask", json=wheat).json()["answer"]
@@ -137,7 +140,7 @@ def test_health_and_openapi_docs(client):
     assert {"/api/ask", "/api/ask/stream", "/api/health"} <= set(spec["paths"])
     assert "/embed" not in spec["paths"]
     assert set(spec["components"]["schemas"]["AnswerOut"]["properties"]) == {
-        "answer", "refused", "notice", "citations", "passages", "verification"}  # verification: with ASSISTANT_LLM
+        "answer", "lead", "refused", "closest", "notice", "citations", "passages", "verification"}  # verification: with ASSISTANT_LLM
     assert "swagger" in client.get("/api/docs").text.lower()
 
 

@@ -186,7 +186,7 @@ def test_obeying_an_injected_instruction_changes_nothing_shown(embedder):
 def test_nothing_verified_falls_back_to_the_extractive_answer(embedder):
     answer = _answerer(embedder, lambda p: "The articles I have don't cover this.").answer(
         "How big a raise did dock workers win?", HITS)
-    assert answer.text.startswith("Dock workers won a 6 per cent raise.") and "could not be verified" in answer.notice
+    assert "Dock workers won a 6 per cent raise." in answer.text and "could not be verified" in answer.notice
     _holds_contract(answer)
 
 
