@@ -5,20 +5,20 @@
     POST /api/ask           {"question", "history"?, "filters"?} → the CLI's `ask --json` object
     POST /api/ask/stream    the same as Server-Sent Events: `delta` pieces, then `answer`
     GET  /api/health        whether the index answers, and what it holds
-    GET  /api/docs          OpenAPI docs (/api/openapi.json, /api/redoc)
+    GET  /api/openapi.json  the OpenAPI description (no docs page: Swagger UI would load from a CDN)
 
 The embed page is our own, not Gradio's: Gradio's front end reads `localStorage`, which a
 browser denies to a cross-site frame when third-party cookies are blocked, and then stays on
 "Loading…" (README, "Embedding"). `EMBED_ALLOWED_ORIGINS` names the sites that may frame
 `/embed` (CSP `frame-ancestors`) and call `/api/*` from a browser (CORS, on `/api/*` only).
+What else guards the server (paths, body size, headers, the shared rate limit) is in
+`security.py`; README, "Security".
 """
 
 import base64
 import hashlib
 import logging
-import math
 import re
-import time
 from functools import cache
 from importlib import resources
 from typing import Annotated, Iterator
@@ -28,17 +28,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 
 from .config import Settings
 from .errors import AssistantError, BadQuestion
 from .retrieve import Filters
+from .security import RateLimiter, guard, route_path
 from .service import Assistant, answer_to_dict
 
 log = logging.getLogger(__name__)
 
 API = "/api"
+# Every path the server answers outside the chat page (`ui.CHAT_PATHS`); anything else is 404.
+API_PATHS = (f"{API}/*", "/embed")
 _DATE = r"^(\d{4}-\d{2}-\d{2})?$"
 
 
@@ -132,51 +134,6 @@ class Health(BaseModel):
     chunks: int
 
 
-# --- limits ----------------------------------------------------------------------------------
-
-class RateLimiter:
-    """Per-key moving-window limits (`limits`, in memory: one server process).
-
-    `hit(key)` counts a request and returns 0, or the seconds to wait when over a limit."""
-
-    def __init__(self, rate: str):
-        import limits
-        from limits.storage import MemoryStorage
-        from limits.strategies import MovingWindowRateLimiter
-
-        self.items = limits.parse_many(rate)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def hit(self, key: str) -> int:
-        full = [item for item in self.items if not self.limiter.test(item, key)]
-        if not full:
-            for item in self.items:
-                self.limiter.hit(item, key)
-            return 0
-        reset = max(self.limiter.get_window_stats(item, key).reset_time for item in full)
-        return max(1, math.ceil(reset - time.time()))
-
-    def describe(self) -> str:
-        item = self.items[0]
-        return f"{item.amount} questions per {_per(item)}"
-
-
-def _per(item) -> str:
-    unit = item.GRANULARITY.name
-    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
-
-
-def client_address(request: Request, trust_proxy: bool) -> str:
-    """The address a limit counts against: the TCP peer, or, behind a trusted proxy, the
-    address that proxy appended to `X-Forwarded-For` (the last entry; earlier ones are
-    whatever the client sent, so they are never believed)."""
-    if trust_proxy:
-        forwarded = [a.strip() for a in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
-        if forwarded and forwarded[-1]:
-            return forwarded[-1]
-    return request.client.host if request.client else "unknown"
-
-
 # --- the embed page --------------------------------------------------------------------------
 
 @cache
@@ -192,34 +149,13 @@ def embed_page(max_chars: int) -> tuple[str, str]:
     return html, f"script-src {digest('script')}; style-src {digest('style')}"
 
 
-def frame_ancestors(origins: tuple[str, ...], embed: bool) -> str:
-    """The `frame-ancestors` directive: `/embed` may be framed by the allowed origins,
-    everything else by this site only; "" (any site) when no origins are configured."""
+def frame_ancestors(origins: tuple[str, ...]) -> str:
+    """The `frame-ancestors` directive of `/embed`: this site and the allowed origins; ""
+    (any site may frame it, which is its purpose) when no origins are configured. Every other
+    response says `frame-ancestors 'self'` (`security.SecurityHeaders`)."""
     if not origins:
         return ""
-    return "frame-ancestors 'self'" + ("".join(f" {o}" for o in origins) if embed else "")
-
-
-class FrameAncestors:
-    """Adds `Content-Security-Policy: frame-ancestors 'self'` to every response that sets no
-    policy of its own (the Gradio page, the API), once an allowlist is configured."""
-
-    def __init__(self, app, policy: str):
-        self.app = app
-        self.policy = policy
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.policy:
-            return await self.app(scope, receive, send)
-
-        async def send_with_policy(message):
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = self.policy
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)
+    return "frame-ancestors 'self'" + "".join(f" {o}" for o in origins)
 
 
 class ApiCors:
@@ -238,7 +174,7 @@ class ApiCors:
                                    allow_credentials=False, max_age=600)
 
     async def __call__(self, scope, receive, send):
-        path = scope.get("path", "")
+        path = route_path(scope)
         if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
             return await self.cors(scope, receive, send)
         await self.app(scope, receive, send)
@@ -246,31 +182,35 @@ class ApiCors:
 
 # --- the app ---------------------------------------------------------------------------------
 
-def build_api(assistant: Assistant, settings: Settings) -> FastAPI:
-    """The API and the embed page, with CORS, frame policy and rate limit, without Gradio."""
+def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | None = None) -> FastAPI:
+    """The API and the embed page, with CORS and the rate limit (`limiter`, shared with the chat
+    in `build_server`), without Gradio."""
+    # No docs pages: FastAPI's load Swagger UI and ReDoc from a CDN (a third party, and offline, broken).
     app = FastAPI(title="Policy Desk API", version="1",
                   description="Cited answers from the policy articles. Every `[n]` in an answer maps to "
                               "the citation numbered `n`, whose quote is verbatim from the stored article.",
-                  docs_url=f"{API}/docs", redoc_url=f"{API}/redoc", openapi_url=f"{API}/openapi.json")
-    limiter = RateLimiter(settings.rate_limit)
+                  docs_url=None, redoc_url=None, openapi_url=f"{API}/openapi.json")
+    limiter = limiter or RateLimiter(settings.rate_limit, settings.trust_proxy)
     origins = settings.embed_allowed_origins
 
     def rate_limited(request: Request) -> None:
-        wait = limiter.hit(client_address(request, settings.trust_proxy))
+        wait = limiter.wait(request)
         if wait:
-            raise HTTPException(429, headers={"Retry-After": str(wait)},
-                                detail=f"You're asking faster than this assistant allows "
-                                       f"({limiter.describe()}). Please try again in {wait} s.")
+            raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=limiter.refusal(wait))
 
     def checked(body: AskIn) -> AskIn:
+        f = body.filters
         try:
             assistant.check_question(body.question)
+            assistant.earlier_questions(body.history, strict=True)
+            Filters.parse(f.sources, f.since, f.until)  # real dates, as the chat checks them
         except BadQuestion as exc:
             raise HTTPException(422, detail=str(exc)) from None
         return body
 
     Ask = Annotated[AskIn, Depends(checked)]
-    errors = {422: {"model": Problem, "description": "empty or over-long question, or a malformed request"},
+    errors = {422: {"model": Problem, "description": "empty or over-long question or history item, "
+                                                    "impossible date, or a malformed request"},
               429: {"model": Problem, "description": "over the rate limit; see `Retry-After`"}}
 
     def filters(body: AskIn) -> Filters:
@@ -330,14 +270,11 @@ def build_api(assistant: Assistant, settings: Settings) -> FastAPI:
     def embed():
         page, sources = embed_page(settings.max_question_chars)
         policy = (f"default-src 'none'; {sources}; connect-src 'self'; base-uri 'none'; form-action 'none'"
-                  + (f"; {frame_ancestors(origins, embed=True)}" if origins else ""))
-        return HTMLResponse(page, headers={"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
-                                           "Referrer-Policy": "strict-origin-when-cross-origin",
-                                           "Cache-Control": "no-cache"})
+                  + (f"; {frame_ancestors(origins)}" if origins else ""))
+        return HTMLResponse(page, headers={"Content-Security-Policy": policy, "Cache-Control": "no-cache"})
 
     # Starlette's CORSMiddleware allowing no origin: it also switches Gradio's CORS off (see ApiCors).
     app.add_middleware(CORSMiddleware, allow_origins=[])
-    app.add_middleware(FrameAncestors, policy=frame_ancestors(origins, embed=False))
     app.add_middleware(ApiCors, origins=origins)
     return app
 
@@ -349,12 +286,16 @@ def pieces(text: str, words: int = 6) -> list[str]:
 
 
 def build_server(assistant: Assistant, settings: Settings) -> FastAPI:
-    """The whole server: API and embed page, with the Gradio chat at `/`. Serve it with uvicorn."""
-    from .ui import mount_chat
+    """The whole server: API and embed page, with the Gradio chat at `/`, one rate limit for
+    both, and the guards of `security.py` around it all. Serve it with uvicorn."""
+    from .ui import CHAT_API, CHAT_PATHS, mount_chat
 
     if settings.embed_allowed_origins:
         log.info("/embed may be framed by, and /api/* called from: %s", ", ".join(settings.embed_allowed_origins))
     else:
-        log.warning("EMBED_ALLOWED_ORIGINS is not set: any site may frame /embed and the chat page; "
+        log.warning("EMBED_ALLOWED_ORIGINS is not set: any site may frame /embed; "
                     "no other site may call /api/* from a browser")
-    return mount_chat(build_api(assistant, settings), assistant, settings.examples, settings.root_path)
+    limiter = RateLimiter(settings.rate_limit, settings.trust_proxy)
+    server = mount_chat(build_api(assistant, settings, limiter), assistant, settings.examples, settings.root_path,
+                        limiter=limiter, queue_size=settings.queue_size)
+    return guard(server, paths=API_PATHS + CHAT_PATHS, text_prefix=CHAT_API, max_body_bytes=settings.max_body_bytes)

@@ -40,8 +40,13 @@ class Settings:
     # Sites that may frame `/embed` and call `/api/*` from a browser (`EMBED_ALLOWED_ORIGINS`,
     # comma-separated `scheme://host[:port]`); empty: any site may frame it, no CORS.
     embed_allowed_origins: tuple[str, ...] = ()
-    # Questions per client address on `/api/ask*`, in the `limits` notation ("20/minute; 200/day").
+    # Questions per client address, counted together on `/api/ask*` and the chat, in the
+    # `limits` notation ("20/minute; 200/day").
     rate_limit: str = "20/minute"
+    # Chat questions waiting for one of the 2 answer slots; one more is told "busy, try again".
+    queue_size: int = 32
+    # Larger request bodies get 413 before they are read (the longest chat turn is far smaller).
+    max_body_bytes: int = 1_000_000
     # Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
     trust_proxy: bool = False
     # The path prefix a reverse proxy serves the app under ("/policy-desk"); "" at the site root.
@@ -93,6 +98,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                   if "ASSISTANT_EXAMPLES" in env else defaults.examples),
         embed_allowed_origins=get("EMBED_ALLOWED_ORIGINS", _origins, defaults.embed_allowed_origins),
         rate_limit=get("ASSISTANT_RATE_LIMIT", _rate_limit, defaults.rate_limit),
+        queue_size=get("ASSISTANT_QUEUE_SIZE", _positive, defaults.queue_size),
+        max_body_bytes=get("ASSISTANT_MAX_BODY_BYTES", _positive, defaults.max_body_bytes),
         trust_proxy=get("TRUST_PROXY", _flag, defaults.trust_proxy),
         root_path=get("ASSISTANT_ROOT_PATH", _root_path, defaults.root_path),
         llm=get("ASSISTANT_LLM", _llm, defaults.llm),
@@ -123,6 +130,13 @@ def _rate_limit(raw: str) -> str:
         if not _RATE.match(part.strip()):
             raise ValueError(f"{part.strip()!r} is not a rate like 20/minute")
     return raw
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("a whole number of at least 1")
+    return value
 
 
 def _llm(raw: str) -> str:

@@ -18,6 +18,8 @@ from .ingest import sync
 from .retrieve import Retriever, contextualize
 from .schema import Answer, Filters, Hit
 
+HISTORY_KEPT = 3  # earlier questions a follow-up may lean on (the rule uses 1, a model's rewrite 3)
+
 
 @dataclass
 class Assistant:
@@ -39,12 +41,26 @@ class Assistant:
                               f"{self.settings.max_question_chars:,}.")
         return question
 
+    def earlier_questions(self, history: Sequence[str], strict: bool = False) -> list[str]:
+        """The earlier questions a follow-up may lean on: the last few, folded like a question.
+        One over the question cap is left out (a refused question stays in a chat's history),
+        or, with `strict`, is an error."""
+        cap = self.settings.max_question_chars
+        earlier = [" ".join(str(h).split()) for h in history]
+        if strict and (long := next((h for h in earlier if len(h) > cap), None)):
+            raise BadQuestion(f"An earlier question in `history` is {len(long):,} characters long; "
+                              f"questions are at most {cap:,}.")
+        return [h for h in earlier if h and len(h) <= cap][-HISTORY_KEPT:]
+
     def query(self, question: str, history: Sequence[str] = ()) -> str:
-        """What to search for: the checked question, carrying the subject of a follow-up."""
+        """What to search for: the checked question, carrying the subject of a follow-up;
+        never longer than the question cap."""
         question = self.check_question(question)
+        history = self.earlier_questions(history)
+        cap = self.settings.max_question_chars
         if history and self.rewrite is not None:
-            return self.rewrite(question, list(history))
-        return contextualize(question, list(history))
+            return self.rewrite(question, history)[:cap]
+        return contextualize(question, history, limit=cap)
 
     def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
                k: int | None = None) -> list[Hit]:

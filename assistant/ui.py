@@ -2,7 +2,9 @@
 `mount_chat`, which puts the chat page on the server's FastAPI app (`api.build_server`).
 
 Article text is untrusted: every title, quote and URL goes through `md_escape`,
-`html.escape` or `safe_url` before it reaches the page.
+`html.escape` or `safe_url` before it reaches the page. What a client sends is untrusted
+too: the chat takes text only (`text_history`; `security.TextOnly` refuses a request naming a
+file before Gradio reads it) and counts against the API's rate limit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from .retrieve import Filters
 from .schema import Answer, ArticleRef, Citation
 
 log = logging.getLogger(__name__)
+
+# Gradio's own API, where the page posts questions: requests here carry text (`security.TextOnly`).
+CHAT_API = "/gradio_api/"
+# The paths the chat page and `gradio_client` use; Gradio's others (uploads, file and proxy
+# routes, monitoring, run history, ...) answer 404 (`security.OnlyPaths`).
+CHAT_PATHS = ("/", "/config", "/config/", "/theme.css", "/favicon.ico", "/robots.txt", "/assets/*", "/static/*",
+              "/gradio_api/info", "/gradio_api/info/", "/gradio_api/queue/join", "/gradio_api/queue/data",
+              "/gradio_api/heartbeat/*", "/gradio_api/cancel", "/gradio_api/call/*")
+QUEUE_SIZE = 32
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 _CITE = re.compile(r"\[(\d+)\]")
@@ -135,8 +146,25 @@ def user_questions(history: Sequence[dict]) -> list[str]:
     return out
 
 
+def text_history(history: Sequence[dict]) -> list[dict]:
+    """The chat as the client sent it, text only: each user or assistant message as a string;
+    any other part (a file, an image) or role is dropped, never echoed back."""
+    out = []
+    for m in history or ():
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            continue
+        content = m.get("content")
+        if isinstance(content, list):
+            content = " ".join(p["text"] for p in content
+                               if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
+        if isinstance(content, str) and content:
+            out.append({"role": m["role"], "content": content})
+    return out
+
+
 def respond(assistant, question: str, history: list[dict], filters: Filters = Filters()) -> Iterator[tuple[list, str]]:
     """The chat handler: yields (chat history, sources html) as the answer streams in."""
+    history = text_history(history)
     earlier = user_questions(history)
     history = history + [{"role": "user", "content": question},
                          {"role": "assistant", "content": "*Searching the articles…*"}]
@@ -170,8 +198,9 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
     yield history, sources_html(answer)
 
 
-def build_app(assistant, examples: Sequence[str] = ()):
-    """The chat page as gradio Blocks; the caller launches it."""
+def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size: int = QUEUE_SIZE):
+    """The chat page as gradio Blocks; the caller launches it. `limiter`: the server's
+    `security.RateLimiter`, which each question counts against."""
     import gradio as gr
 
     articles = assistant.article_count
@@ -202,23 +231,45 @@ def build_app(assistant, examples: Sequence[str] = ()):
         clear.click(lambda: "", outputs=[sources])
         chat.clear(lambda: "", outputs=[sources])  # the chat's own trash icon
 
-        def on_submit(q, history, outlets=(), start="", end=""):
+        def on_submit(q, history, outlets=(), start="", end="", request=None):
+            def refused(message: str):
+                return text_history(history) + [{"role": "user", "content": q},
+                                                 {"role": "assistant", "content": f"⚠️ {md_escape(message)}"}], ""
+
+            wait = limiter.wait(request.request or request) if limiter and request else 0
+            if wait:
+                yield refused(limiter.refusal(wait))
+                return
             try:
                 filters = Filters.parse(outlets, start, end)
             except AssistantError as exc:
-                yield (history or []) + [{"role": "user", "content": q},
-                                         {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}], ""
+                yield refused(str(exc))
                 return
             yield from respond(assistant, q, history or [], filters)
 
+        on_submit.__annotations__["request"] = gr.Request  # so typed, Gradio passes the request
+
         question.submit(on_submit, [question, chat, only, since, until], [chat, sources], api_name="ask").then(
             lambda: "", outputs=[question])
-    return app.queue(default_concurrency_limit=2)  # 2 answers at once: 2 cores, 1 torch thread each (README)
+    # 2 answers at once: 2 cores, 1 torch thread each (README). A full queue answers 503, which the
+    # page shows as "This application is currently busy. Please try again." `api_open=False`:
+    # Gradio's REST routes would otherwise run queued events without the queue.
+    return app.queue(default_concurrency_limit=2, max_size=queue_size, api_open=False)
 
 
-def mount_chat(server, assistant, examples: Sequence[str] = (), root_path: str = ""):
+def mount_chat(server, assistant, examples: Sequence[str] = (), root_path: str = "", *,
+               limiter=None, queue_size: int = QUEUE_SIZE):
     """Serve the chat page at `/` of the FastAPI app `server`; returns `server`."""
     import gradio as gr
 
-    return gr.mount_gradio_app(server, build_app(assistant, examples), path="/", css=CSS,
-                               footer_links=["api"], root_path=root_path or None)
+    blocks = build_app(assistant, examples, limiter=limiter, queue_size=queue_size)
+    server = gr.mount_gradio_app(server, blocks, path="/", css=CSS, footer_links=["api"], root_path=root_path or None,
+                                 max_file_size=0, enable_monitoring=False)
+    # Gradio checks where a file named in a request may come from only once the app "has launched"
+    # (`processing_utils._check_allowed`), which `launch()` marks and `mount_gradio_app` does not:
+    # unmarked, a chat turn naming /etc/passwd had it copied into the cache and served, and
+    # /dev/zero hung the server. Served by uvicorn, the mounted app is launched.
+    if not hasattr(blocks, "has_launched"):
+        raise RuntimeError("this gradio has no Blocks.has_launched: check how it guards file paths first")
+    blocks.has_launched = True
+    return server

@@ -60,6 +60,15 @@ def test_contextualize_carries_the_subject_of_a_follow_up():
     assert contextualize("What did he say?", []) == "What did he say?"
 
 
+def test_contextualize_keeps_the_query_under_the_limit():
+    earlier = "Who is " + "very " * 500 + "Liu Weidong?"  # 2,519 characters
+    query = contextualize("What did he say?", [earlier], limit=2000)
+    assert len(query) <= 2000 and query.endswith(" What did he say?") and query.startswith("Who is very")
+    assert not query[:-len(" What did he say?")].endswith("ver")  # cut at a word
+    assert contextualize("And he?", ["Who is Liu Weidong?"], limit=2000) == "Who is Liu Weidong? And he?"
+    assert contextualize("x" * 30, ["Who?"], limit=10) == "x" * 10
+
+
 def test_refresh_picks_up_new_chunks(seed_assistant, embedder):
     fresh = Retriever(seed_assistant.store, embedder)
     assert fresh.chunk_count == seed_assistant.store.chunk_count()

@@ -42,6 +42,18 @@ def test_follow_up_uses_the_previous_question(seed_assistant):
     assert not answer.refused and "alliance" in answer.text
 
 
+def test_history_is_capped_like_the_question(seed_assistant):
+    long = "trade " * 1_000  # 5,999 characters once folded: no question of this chat could have been that long
+    # A chat keeps a refused over-long question in its history: it is left out, not an error.
+    assert seed_assistant.earlier_questions(["Who is Liu Weidong?", long]) == ["Who is Liu Weidong?"]
+    assert seed_assistant.earlier_questions(["a", " ", "b", "c", "d"]) == ["b", "c", "d"]  # the last few
+    with pytest.raises(BadQuestion, match="5,999 characters long"):
+        seed_assistant.earlier_questions([long], strict=True)
+    # The query a short follow-up builds from the history stays under the cap too.
+    query = seed_assistant.query("And him?", ["Who is " + "Liu Weidong " * 300])
+    assert len(query) <= 2000 and query.endswith("And him?")
+
+
 def test_filter_that_matches_nothing_says_so(seed_assistant):
     answer = seed_assistant.ask(TRADE_QUESTION, filters=Filters(sources=("Nobody",)))
     assert answer.refused and answer.citations == () and "No article matches" in answer.notice

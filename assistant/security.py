@@ -1,0 +1,206 @@
+"""What guards the server's public surface: one rate limit for every way to ask, and ASGI
+middlewares around the whole app (`api.build_server` puts them on with `guard`, in one order,
+with Starlette's request body limit).
+
+    RateLimiter       questions per client address, shared by `/api/ask*` and the Gradio chat
+    client_address    the address a limit counts against (`X-Forwarded-For` only with TRUST_PROXY)
+    SecurityHeaders   `nosniff`, `Referrer-Policy` and `frame-ancestors 'self'` on every response
+    OnlyPaths         404 for any path the server does not mean to serve (Gradio serves many)
+    TextOnly          the chat takes text: 422 for a request naming a file (Gradio's `FileData`)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Iterable
+
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.responses import JSONResponse
+
+MAX_BODY_BYTES = 1_000_000
+
+
+class RateLimiter:
+    """Per-key moving-window limits (`limits`, in memory: one server process).
+
+    `hit(key)` counts a question and returns 0, or the seconds to wait when over a limit;
+    `wait(request)` does the same for the request's client address."""
+
+    def __init__(self, rate: str, trust_proxy: bool = False):
+        import limits
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.items = limits.parse_many(rate)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.trust_proxy = trust_proxy
+
+    def hit(self, key: str) -> int:
+        full = [item for item in self.items if not self.limiter.test(item, key)]
+        if not full:
+            for item in self.items:
+                self.limiter.hit(item, key)
+            return 0
+        reset = max(self.limiter.get_window_stats(item, key).reset_time for item in full)
+        return max(1, math.ceil(reset - time.time()))
+
+    def wait(self, request) -> int:
+        return self.hit(client_address(request, self.trust_proxy))
+
+    def describe(self) -> str:
+        item = self.items[0]
+        return f"{item.amount} questions per {_per(item)}"
+
+    def refusal(self, wait: int) -> str:
+        """The message for a person over the limit."""
+        return f"You're asking faster than this assistant allows ({self.describe()}). Please try again in {wait} s."
+
+
+def _per(item) -> str:
+    unit = item.GRANULARITY.name
+    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
+
+
+def client_address(request, trust_proxy: bool) -> str:
+    """The address a limit counts against: the TCP peer, or, behind a trusted proxy, the
+    address that proxy appended to `X-Forwarded-For` (the last entry; earlier ones are
+    whatever the client sent, so they are never believed). `request`: Starlette's or Gradio's."""
+    if trust_proxy:
+        headers = request.headers
+        values = (headers.getlist("x-forwarded-for") if hasattr(headers, "getlist")
+                  else [headers.get("x-forwarded-for", "")])
+        forwarded = [a.strip() for a in ",".join(values).split(",")]
+        if forwarded and forwarded[-1]:
+            return forwarded[-1]
+    client = request.client
+    return client.host if client and client.host else "unknown"
+
+
+# --- middlewares -----------------------------------------------------------------------------
+
+def route_path(scope) -> str:
+    """The path the app routes on: without the prefix a reverse proxy serves it under."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
+
+
+async def refuse(scope, receive, send, status: int, detail: str) -> None:
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+class SecurityHeaders:
+    """`X-Content-Type-Options: nosniff` and `Referrer-Policy` on every response, and
+    `frame_policy` on every response that sets no Content-Security-Policy of its own
+    (`/embed` sets its own: other sites may frame it)."""
+
+    def __init__(self, app, frame_policy: str = "frame-ancestors 'self'", referrer: str = "no-referrer"):
+        self.app = app
+        self.frame_policy = frame_policy
+        self.referrer = referrer
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", self.referrer)
+                if self.frame_policy and "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = self.frame_policy
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class OnlyPaths:
+    """404 for every path not in `paths` (exact, or a prefix when it ends in `*`), whatever
+    the app behind would do with it."""
+
+    def __init__(self, app, paths: Iterable[str]):
+        self.app = app
+        paths = list(paths)
+        self.exact = frozenset(p for p in paths if not p.endswith("*"))
+        self.prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+
+    def allows(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.prefixes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not self.allows(route_path(scope)):
+            return await refuse(scope, receive, send, 404, "Not Found")
+        await self.app(scope, receive, send)
+
+
+def names_a_file(data) -> bool:
+    """Whether JSON `data` holds an object typed the way Gradio marks a file reference
+    (`{"path": …, "meta": {"_type": "gradio.FileData"}}`): any `meta` object with a `_type`."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            meta = item.get("meta")
+            if isinstance(meta, dict) and "_type" in meta:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+class TextOnly:
+    """Requests to the chat's API (`prefix`) carry JSON text: a body that is not JSON, or that
+    names a file, is refused before the app reads it. Gradio copies any file a request names
+    into its cache (reading it whole, or downloading a URL) before a handler sees the request;
+    this app takes no files, so none may be named."""
+
+    def __init__(self, app, prefix: str):
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") \
+                or not route_path(scope).startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:  # the body limit, outside, stops this at `max_body_bytes`
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body:
+            try:
+                data = json.loads(body)
+            except (ValueError, RecursionError):
+                return await refuse(scope, receive, send, 400, "The request body is not JSON.")
+            if names_a_file(data):
+                return await refuse(scope, receive, send, 422, "This chat takes text only.")
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def guard(app, *, paths: Iterable[str], text_prefix: str, max_body_bytes: int = MAX_BODY_BYTES):
+    """Put the middlewares on the Starlette/FastAPI `app`, outermost last: every response,
+    refusals included, carries the headers. Starlette's body limit answers 413 as soon as
+    Content-Length, or the bytes received so far (a chunked body has no length), pass the limit."""
+    app.add_middleware(TextOnly, prefix=text_prefix)
+    app.add_middleware(OnlyPaths, paths=paths)
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app
