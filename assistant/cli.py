@@ -30,6 +30,19 @@ def main(argv: list[str] | None = None, env=None) -> int:
         return 0
 
 
+MAX_K = 50  # the candidates each ranking keeps before fusion (retrieve.CANDIDATES)
+
+
+def _passages(raw: str) -> int:
+    try:
+        k = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"{k} is not between 1 and {MAX_K}")
+    return k
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -55,14 +68,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         _filter_args(p)
         if name == "search":
-            p.add_argument("-k", type=int, default=None, help="how many passages (default 5)")
+            p.add_argument("-k", type=_passages, default=None, help=f"how many passages, 1 to {MAX_K} (default 5)")
 
     p = command("eval", _eval, "retrieval and answer scores on question sets (pooled when several)")
     p.add_argument("--questions", type=Path, required=True, nargs="+", help=".jsonl question sets")
     p.add_argument("--folds", type=int, default=0, metavar="K",
                    help="also answer each question with weights fitted on the other K-1 parts of the pooled "
                         "sets (cross-validated figures beside the committed weights' in-sample ones)")
-    p.add_argument("-k", type=int, default=None, help="passages given to the answerer (default 5)")
+    p.add_argument("-k", type=_passages, default=None, help=f"passages given to the answerer, 1 to {MAX_K} (default 5)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=Path, help="write per-question records of misses here (.jsonl)")
     p.add_argument("--baseline", choices=["langchain"], help="also score LangChain's stock recipe, side by side")

@@ -128,7 +128,8 @@ def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Art
 
     Args:
         corpus_dir: folder walked recursively in sorted order; hidden files and
-            folders are skipped, as are files whose suffix is not in `SUFFIXES`.
+            folders are skipped, as are files whose suffix is not in `SUFFIXES`. A link
+            to a file outside the folder is not followed (an `UnreadableFile`).
         max_bytes: passed on to `load_article`.
 
     Raises:
@@ -138,15 +139,29 @@ def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Art
     paths = sorted(
         (p for p in corpus_dir.rglob("*")
          if p.suffix.lower() in SUFFIXES
-         and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
-         and p.is_file()),
+         and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)),
         key=lambda p: p.relative_to(corpus_dir).as_posix(),
     )
+    root = corpus_dir.resolve()
     for path in paths:
+        if not _inside(path, root):
+            # A link out of the folder would put any file the ingest can read into answers.
+            yield UnreadableFile(path, "a link to a file outside the corpus folder (not followed)")
+            continue
+        if not path.is_file():  # a folder named like an article, a device, a pipe
+            continue
         try:
             yield load_article(path, corpus_dir, max_bytes=max_bytes)
         except UnreadableFile as exc:
             yield exc
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, links resolved, is in the folder `root`."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop of links
+        return False
 
 
 # --- readers: each returns (body text, metadata dict) ------------------------------

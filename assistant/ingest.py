@@ -48,13 +48,19 @@ class SyncReport:
         lines = [f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
                  f"unchanged {len(self.unchanged)}, failed {len(self.failed)} "
                  f"({self.chunks_written} chunks written)"]
-        lines += [f"  added    {a}" for a in self.added]
-        lines += [f"  updated  {a}" for a in self.updated]
-        lines += [f"  removed  {a}" for a in self.removed]
-        lines += [f"  skipped  {f}: {why}" for f, why in self.failed]
+        lines += [f"  added    {shown(a)}" for a in self.added]
+        lines += [f"  updated  {shown(a)}" for a in self.updated]
+        lines += [f"  removed  {shown(a)}" for a in self.removed]
+        lines += [f"  skipped  {shown(f)}: {shown(why)}" for f, why in self.failed]
         if not self.changed:
             lines.append("nothing changed: the index already matches the corpus")
         return "\n".join(lines)
+
+
+def shown(name: str) -> str:
+    """A file name (or a reason naming one) fit for one line of a report: control characters,
+    a newline above all, are shown escaped (`\\n`) so a name cannot forge a line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(name))
 
 
 def ingest(settings: Settings, embedder: MiniLM, progress: bool = True) -> SyncReport:

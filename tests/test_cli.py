@@ -195,3 +195,11 @@ def test_ask_rejects_unusable_question(ingested, question):
     line = error_line(cli("ask", question, "--index", ingested.index))
 
     assert "question" in line.lower()
+
+
+@pytest.mark.parametrize("k", ["-1", "0", "51", "many"])
+def test_search_k_out_of_bounds_is_refused(k):
+    proc = cli("search", TRADE_QUESTION, "-k", k)  # refused by the parser, before any index is opened
+
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "argument -k:" in proc.stderr and ("between 1 and 50" in proc.stderr or "whole number" in proc.stderr)

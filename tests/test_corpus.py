@@ -267,6 +267,26 @@ def test_iter_corpus_reports_bad_files_and_goes_on(tmp_path):
     assert all(isinstance(e.reason, str) and e.reason for e in bad)
 
 
+def test_links_out_of_the_corpus_are_not_followed(tmp_path):
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    write(outside, "secret.txt", "The root password is hunter2.\n")
+    write(outside, "folder/also.md", "Another file outside the corpus.\n")
+    write(corpus, "a.md", "An article inside the corpus.\n")
+    (corpus / "b_inside_link.md").symlink_to(corpus / "a.md")  # a link within the folder is fine
+    (corpus / "c_secret.txt").symlink_to(outside / "secret.txt")
+    (corpus / "d_zero.txt").symlink_to("/dev/zero")
+    (corpus / "e_dir").symlink_to(outside / "folder", target_is_directory=True)
+    (corpus / "f_dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+
+    items = list(iter_corpus(corpus))
+    assert [a.article_id for a in items if isinstance(a, Article)] == ["a.md", "b_inside_link.md"]
+    refused = {e.path.relative_to(corpus).as_posix(): e.reason for e in items if isinstance(e, UnreadableFile)}
+    assert set(refused) <= {"c_secret.txt", "d_zero.txt", "e_dir/also.md", "f_dangling.txt"}
+    assert {"c_secret.txt", "d_zero.txt", "f_dangling.txt"} <= set(refused)  # the walk may skip a folder link
+    assert set(refused.values()) == {"a link to a file outside the corpus folder (not followed)"}
+    assert "hunter2" not in repr(items)
+
+
 def test_missing_corpus_folder(tmp_path):
     with pytest.raises(CorpusError, match="not found"):
         list(iter_corpus(tmp_path / "nope"))

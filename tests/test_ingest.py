@@ -82,6 +82,18 @@ def test_broken_files_are_reported_and_the_rest_ingests(seed_corpus, tmp_path, e
     assert "skipped  huge.txt: too large" in report.summary()
 
 
+def test_summary_says_a_link_out_was_skipped_and_shows_names_on_one_line(seed_corpus, tmp_path, embedder):
+    (tmp_path / "secret.txt").write_text("Outside the corpus.\n", encoding="utf-8")
+    (seed_corpus / "link.txt").symlink_to(tmp_path / "secret.txt")
+    forged = "x.md\n  added    forged.md"
+    write_article(seed_corpus, forged, "A title", "A body that is long enough to be an article of its own.")
+    report = sync(seed_corpus, open_store(tmp_path / "index", embedder), embedder, progress=False)
+    lines = report.summary().splitlines()
+    assert "  skipped  link.txt: a link to a file outside the corpus folder (not followed)" in lines
+    assert "  added    x.md\\n  added    forged.md" in lines  # the newline shown, not obeyed
+    assert not any(line.startswith("  added    forged.md") for line in lines)
+
+
 def test_a_file_that_becomes_unreadable_keeps_its_indexed_version(seed_corpus, tmp_path, embedder):
     path = write_article(seed_corpus, "tram.md", "Tram line approved", "The council approved a tram line.")
     store = open_store(tmp_path / "index", embedder)
