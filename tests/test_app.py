@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,10 +51,10 @@ def app_env(corpus: Path, index: Path) -> dict[str, str]:
 EMBEDDER = "https://news.example.org"
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """`python app.py` serving a tmp copy of the sample corpus: (url, log file)."""
-    base = tmp_path_factory.mktemp("app")
+@contextmanager
+def launched(base: Path, env: dict[str, str] | None = None):
+    """`python app.py` on a free loopback port, serving a tmp copy of the sample corpus from an
+    empty index in `base` (so it ingests first), with `env` added: yields (url, log file)."""
     corpus = base / "corpus"
     corpus.mkdir()
     shutil.copy(SAMPLE, corpus / SAMPLE.name)
@@ -61,7 +62,7 @@ def app(tmp_path_factory):
     log_path = base / "app.log"
     with open(log_path, "w", encoding="utf-8") as log:  # a file, not a pipe: a full pipe would stall the app
         proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env={**app_env(corpus, base / "index"), "EMBED_ALLOWED_ORIGINS": EMBEDDER},
+                                cwd=ROOT, env={**app_env(corpus, base / "index"), **(env or {})},
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -84,6 +85,13 @@ def app(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """`python app.py` serving a tmp copy of the sample corpus: (url, log file)."""
+    with launched(tmp_path_factory.mktemp("app"), {"EMBED_ALLOWED_ORIGINS": EMBEDDER}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
