@@ -225,6 +225,10 @@ def test_cache_files_and_gradio_routes_the_app_does_not_use_are_gone(site):
                 r = http.request(method, site.url + path, files={"files": ("a.txt", b"hello")} if method == "POST" else None)
                 assert r.status_code == 404, (method, path, r.status_code)
                 assert {k: r.headers.get(k) for k in HEADERS} == HEADERS
+        # Unqueued events (an example into the box) run here; a question may not skip the queue.
+        r = http.post(site.url + "/gradio_api/run/predict", json={"data": [TRADE_QUESTION, [], [], "", ""],
+                                                                  "fn_index": site.ask, "session_hash": "skip"})
+        assert r.status_code == 404 and "join the queue" in r.json()["detail"]
         # A big upload is refused before it is read (413 by its Content-Length).
         r = http.post(site.url + "/gradio_api/upload", files={"files": ("big.bin", b"\0" * 2_000_000)})
         assert r.status_code == 413
