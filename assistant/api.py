@@ -298,4 +298,5 @@ def build_server(assistant: Assistant, settings: Settings) -> FastAPI:
     limiter = RateLimiter(settings.rate_limit, settings.trust_proxy)
     server = mount_chat(build_api(assistant, settings, limiter), assistant, settings.examples, settings.root_path,
                         limiter=limiter, queue_size=settings.queue_size)
-    return guard(server, paths=API_PATHS + CHAT_PATHS, text_prefix=CHAT_API, max_body_bytes=settings.max_body_bytes)
+    return guard(server, paths=API_PATHS + CHAT_PATHS, text_prefixes=(f"{API}/", CHAT_API),
+                 max_body_bytes=settings.max_body_bytes)

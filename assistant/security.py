@@ -6,7 +6,7 @@ with Starlette's request body limit).
     client_address    the address a limit counts against (`X-Forwarded-For` only with TRUST_PROXY)
     SecurityHeaders   `nosniff`, `Referrer-Policy` and `frame-ancestors 'self'` on every response
     OnlyPaths         404 for any path the server does not mean to serve (Gradio serves many)
-    TextOnly          the chat takes text: 422 for a request naming a file (Gradio's `FileData`)
+    TextOnly          bodies to the API and the chat are strict JSON text naming no file (Gradio's `FileData`)
 """
 
 from __future__ import annotations
@@ -154,19 +154,40 @@ def names_a_file(data) -> bool:
     return False
 
 
-class TextOnly:
-    """Requests to the chat's API (`prefix`) carry JSON text: a body that is not JSON, or that
-    names a file, is refused before the app reads it. Gradio copies any file a request names
-    into its cache (reading it whole, or downloading a URL) before a handler sees the request;
-    this app takes no files, so none may be named."""
+def strict_json(body: bytes):
+    """`body` parsed as JSON, refusing (ValueError) what the layers behind choke on: NaN and
+    Infinity (FastAPI's own 422 page fails to render them: a 500), a repeated key (parsers
+    disagree on which one wins), a lone surrogate (Gradio's event stream and the API's reply fail
+    to encode it), or nesting too deep to parse."""
+    def pairs(items):
+        if len({k for k, _ in items}) != len(items):
+            raise ValueError("a key appears twice")
+        return dict(items)
 
-    def __init__(self, app, prefix: str):
+    def constant(name):
+        raise ValueError(f"{name} is not a number in JSON")
+
+    try:
+        data = json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # every string encodable
+    except (RecursionError, UnicodeError) as exc:
+        raise ValueError(str(exc)) from None
+    return data
+
+
+class TextOnly:
+    """Requests to the API and the chat (`prefixes`) carry strict JSON text (`strict_json`) that
+    names no file; anything else is refused before the app reads it. Gradio copies any file a
+    request names into its cache (reading it whole, or downloading a URL) before a handler sees
+    the request; this app takes no files, so none may be named."""
+
+    def __init__(self, app, prefixes: Iterable[str]):
         self.app = app
-        self.prefix = prefix
+        self.prefixes = tuple(prefixes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") \
-                or not route_path(scope).startswith(self.prefix):
+                or not route_path(scope).startswith(self.prefixes):
             return await self.app(scope, receive, send)
         chunks, more = [], True
         while more:  # the body limit, outside, stops this at `max_body_bytes`
@@ -178,9 +199,9 @@ class TextOnly:
         body = b"".join(chunks)
         if body:
             try:
-                data = json.loads(body)
-            except (ValueError, RecursionError):
-                return await refuse(scope, receive, send, 400, "The request body is not JSON.")
+                data = strict_json(body)
+            except ValueError as exc:
+                return await refuse(scope, receive, send, 400, f"The request body is not JSON text: {exc}.")
             if names_a_file(data):
                 return await refuse(scope, receive, send, 422, "This chat takes text only.")
         replayed = False
@@ -195,11 +216,11 @@ class TextOnly:
         await self.app(scope, replay, send)
 
 
-def guard(app, *, paths: Iterable[str], text_prefix: str, max_body_bytes: int = MAX_BODY_BYTES):
+def guard(app, *, paths: Iterable[str], text_prefixes: Iterable[str], max_body_bytes: int = MAX_BODY_BYTES):
     """Put the middlewares on the Starlette/FastAPI `app`, outermost last: every response,
     refusals included, carries the headers. Starlette's body limit answers 413 as soon as
     Content-Length, or the bytes received so far (a chunked body has no length), pass the limit."""
-    app.add_middleware(TextOnly, prefix=text_prefix)
+    app.add_middleware(TextOnly, prefixes=text_prefixes)
     app.add_middleware(OnlyPaths, paths=paths)
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -23,12 +23,13 @@ log = logging.getLogger(__name__)
 # Gradio's own API, where the page posts questions: requests here carry text (`security.TextOnly`).
 CHAT_API = "/gradio_api/"
 # The paths the chat page and `gradio_client` use; Gradio's others (uploads, file and proxy
-# routes, monitoring, run history, ...) answer 404 (`security.OnlyPaths`).
+# routes, monitoring, run history, the `call/` API for curl, ...) answer 404 (`security.OnlyPaths`):
+# curl has our own `/api/ask`.
 # `/gradio_api/run/predict` runs the unqueued events (an example into the box); it refuses queued
 # ones (`api_open=False`), so questions always wait in the bounded queue.
 CHAT_PATHS = ("/", "/config", "/config/", "/theme.css", "/favicon.ico", "/robots.txt", "/assets/*", "/static/*",
               "/gradio_api/info", "/gradio_api/info/", "/gradio_api/queue/join", "/gradio_api/queue/data",
-              "/gradio_api/heartbeat/*", "/gradio_api/cancel", "/gradio_api/call/*", "/gradio_api/run/predict")
+              "/gradio_api/cancel", "/gradio_api/run/predict")
 QUEUE_SIZE = 32
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")

@@ -70,11 +70,12 @@ def test_route_path_strips_the_proxy_prefix():
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A tiny app behind `guard`: /api/* and /gradio_api/* echo the body's size."""
+    """A tiny app behind `guard`: its POST routes answer with the size of the body they read."""
     app = FastAPI()
 
     @app.post("/api/echo")
     @app.post("/gradio_api/echo")
+    @app.post("/other/echo")
     async def echo(request: Request):
         return {"bytes": len(await request.body())}
 
@@ -82,32 +83,36 @@ def tiny():
     def upload():
         return {"uploaded": True}
 
-    with TestClient(guard(app, paths=["/api/*", "/gradio_api/echo"], text_prefix="/gradio_api/",
-                          max_body_bytes=1000)) as client:
+    with TestClient(guard(app, paths=["/api/*", "/gradio_api/echo", "/other/echo"],
+                          text_prefixes=["/api/", "/gradio_api/"], max_body_bytes=10_000)) as client:
         yield client
 
 
 def test_guard_refuses_paths_bodies_and_files_with_the_headers_on(tiny):
-    ok = tiny.post("/api/echo", content=b"x" * 1000)
-    assert ok.json() == {"bytes": 1000}
+    assert tiny.post("/api/echo", content=b'"' + b"x" * 9_998 + b'"').json() == {"bytes": 10_000}
     assert tiny.post("/gradio_api/echo", json={"data": ["q"]}).json()["bytes"] > 0
-    chunked = tiny.post("/api/echo", content=iter([b"x" * 600, b"x" * 600]))  # no Content-Length
+    chunked = tiny.post("/api/echo", content=iter([b"x" * 6_000, b"x" * 6_000]))  # no Content-Length
     assert "content-length" not in chunked.request.headers and chunked.status_code == 413
     refusals = [
-        (tiny.post("/api/echo", content=b"x" * 1001), 413),
+        (tiny.post("/api/echo", content=b"x" * 10_001), 413),
         (tiny.get("/gradio_api/upload"), 404),  # served by the app, not on the list
         (tiny.get("/elsewhere"), 404),
         (tiny.post("/gradio_api/echo", json={"data": [FILE_PART]}), 422),
+        (tiny.post("/api/echo", json={"history": [FILE_PART]}), 422),
         (tiny.post("/gradio_api/echo", content=b"not json"), 400),
-        (tiny.post("/gradio_api/echo", content=b"[" * 900 + b"]" * 90), 400),  # too deep for the parser
+        (tiny.post("/api/echo", content=b'{"question": NaN}'), 400),
+        (tiny.post("/api/echo", content=b'{"data": ["q", [1]], "data": ["q", []]}'), 400),
+        (tiny.post("/api/echo", content=b'{"question": "\\ud800 Liu"}'), 400),
+        (tiny.post("/api/echo", content=b"[" * 3_000 + b"]" * 3_000), 400),  # too deep for the parser
     ]
     for response, status in refusals:
         assert response.status_code == status, response.text
         assert {k: response.headers.get(k) for k in HEADERS} == HEADERS
         assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
     assert tiny.post("/gradio_api/echo", json={"data": [FILE_PART]}).json()["detail"] == "This chat takes text only."
-    # Only requests to the chat's API are read for file references.
-    assert tiny.post("/api/echo", json={"data": [FILE_PART]}).status_code == 200
+    assert "a key appears twice" in tiny.post("/api/echo", content=b'{"a": 1, "a": 2}').json()["detail"]
+    # Only bodies to the API and the chat are read first.
+    assert tiny.post("/other/echo", content=b"not json").json() == {"bytes": 8}
 
 
 def test_only_paths_and_text_only_pass_other_scopes():
@@ -118,7 +123,7 @@ def test_only_paths_and_text_only_pass_other_scopes():
 
     import asyncio
 
-    for middleware in (OnlyPaths(app, ["/x"]), TextOnly(app, "/gradio_api/")):
+    for middleware in (OnlyPaths(app, ["/x"]), TextOnly(app, ["/gradio_api/"])):
         asyncio.run(middleware({"type": "lifespan"}, None, None))
     assert seen == ["lifespan", "lifespan"]
 
@@ -212,13 +217,13 @@ def test_cache_files_and_gradio_routes_the_app_does_not_use_are_gone(site):
     gone = {"GET": ["/gradio_api/file=/etc/hostname", "/gradio_api/file=/tmp/gradio/x/hostname",
                     "/gradio_api/file/etc/hostname", "/gradio_api/proxy=http://127.0.0.1/", "/gradio_api/upload_progress",
                     "/gradio_api/startup-events", "/gradio_api/run-history/buckets", "/gradio_api/dev/reload",
-                    "/gradio_api/vibe-code", "/gradio_api/runs", "/gradio_api/user", "/gradio_api/token",
+                    "/gradio_api/vibe-code", "/gradio_api/runs", "/gradio_api/user", "/gradio_api/token", "/gradio_api/heartbeat/x",
                     "/gradio_api/app_id", "/gradio_api/login_check", "/logout", "/monitoring", "/monitoring/summary",
                     "/monitoring/x", "/api/docs", "/api/redoc", "/docs/oauth2-redirect", "/openapi.json",
                     "/svelte/x.js", "/manifest.json", "/gradio_api/theme.css"],
             "POST": ["/gradio_api/upload", "/gradio_api/process_recording", "/gradio_api/component_server",
                      "/gradio_api/vibe-edit", "/gradio_api/reset", "/gradio_api/stream/x", "/login",
-                     "/gradio_api/run-history/connect"]}
+                     "/gradio_api/run-history/connect", "/gradio_api/call/ask", "/gradio_api/call/v2/ask"]}
     with client() as http:
         for method, paths in gone.items():
             for path in paths:
@@ -302,6 +307,24 @@ def test_history_items_are_capped(site):
         r = http.post(site.url + "/api/ask", json={"question": "q", "filters": {"since": "2024-13-45"}})
         assert r.status_code == 422 and "use YYYY-MM-DD" in r.json()["detail"]  # finding 9
     assert_healthy(site)
+
+
+@pytest.mark.slow
+def test_bodies_the_layers_behind_choke_on_get_400_not_500(site):
+    """Found probing the fixed app: NaN crashed FastAPI's own 422 page, a lone surrogate the API's
+    reply and Gradio's event stream (500s, a broken stream, tracebacks in the log)."""
+    bodies = {"/api/ask": [b'{"question": NaN}', b'{"question": "Who is Liu Weidong?", "history": ["\\ud800"]}',
+                           b'{"question": "q", "filters": {"sources": ["\\udfff"]}}'],
+              "/gradio_api/queue/join": [b'{"data": ["q\\ud800", [], [], "", ""], "fn_index": 4, "session_hash": "s"}',
+                                         b'{"data": ["q", [], [], "", ""], "fn_index": Infinity, "session_hash": "s"}']}
+    logged = len(site.log.read_text())
+    with client() as http:
+        for path, payloads in bodies.items():
+            for body in payloads:
+                r = http.post(site.url + path, content=body, headers={"Content-Type": "application/json"})
+                assert r.status_code == 400 and r.json()["detail"].startswith("The request body is not JSON text"), body
+    assert_healthy(site)
+    assert "Traceback" not in site.log.read_text()[logged:]
 
 
 @pytest.mark.slow
