@@ -1,5 +1,5 @@
 """Policy Desk: `python app.py [--host H] [--port P] [--root-path /prefix]` serves the chat,
-the embeddable chat (/embed) and the HTTP API (/api/docs)."""
+the embeddable chat (/embed) and the HTTP API (/api/*, described at /api/openapi.json)."""
 
 import argparse
 import logging

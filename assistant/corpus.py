@@ -20,7 +20,7 @@ from typing import Iterator
 import yaml
 from pypdf import PdfReader
 
-from assistant.errors import CorpusError, UnreadableFile
+from assistant.errors import CorpusError, OutsideCorpus, UnreadableFile
 from assistant.schema import Article
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
@@ -129,7 +129,7 @@ def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Art
     Args:
         corpus_dir: folder walked recursively in sorted order; hidden files and
             folders are skipped, as are files whose suffix is not in `SUFFIXES`. A link
-            to a file outside the folder is not followed (an `UnreadableFile`).
+            to a file outside the folder is not followed (an `OutsideCorpus`).
         max_bytes: passed on to `load_article`.
 
     Raises:
@@ -146,7 +146,7 @@ def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Art
     for path in paths:
         if not _inside(path, root):
             # A link out of the folder would put any file the ingest can read into answers.
-            yield UnreadableFile(path, "a link to a file outside the corpus folder (not followed)")
+            yield OutsideCorpus(path)
             continue
         if not path.is_file():  # a folder named like an article, a device, a pipe
             continue

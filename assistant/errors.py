@@ -3,6 +3,7 @@
     AssistantError
     ├── CorpusError          the corpus folder is missing or empty
     ├── UnreadableFile       one article could not be read (reported, then skipped)
+    │   └── OutsideCorpus    a link to a file outside the corpus folder (reported, never followed)
     ├── IndexNotReady        no index yet, or the Chroma server cannot be reached
     ├── IngestRunning        another ingest holds the ingest lock
     └── BadQuestion          empty, too long, or otherwise unusable question
@@ -22,6 +23,11 @@ class UnreadableFile(AssistantError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class OutsideCorpus(UnreadableFile):
+    def __init__(self, path):
+        super().__init__(path, "a link to a file outside the corpus folder (not followed)")
 
 
 class IndexNotReady(AssistantError):

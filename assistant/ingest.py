@@ -23,7 +23,7 @@ from .chunking import chunk_article, embedding_text, make_splitter
 from .corpus import iter_corpus
 from .config import Settings
 from .embeddings import MiniLM
-from .errors import IngestRunning, UnreadableFile
+from .errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .index import Store, open_index
 from .schema import Article, Chunk
 
@@ -119,7 +119,8 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     for item in iter_corpus(Path(corpus_dir)):
         if isinstance(item, UnreadableFile):
             report.failed.append((str(Path(item.path).relative_to(corpus_dir)), item.reason))
-            seen.add(Path(item.path).relative_to(corpus_dir).as_posix())
+            if not isinstance(item, OutsideCorpus):  # an indexed link out came from elsewhere: removed
+                seen.add(Path(item.path).relative_to(corpus_dir).as_posix())
             continue
         seen.add(item.article_id)
         old = stored.get(item.article_id)

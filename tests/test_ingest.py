@@ -94,6 +94,20 @@ def test_summary_says_a_link_out_was_skipped_and_shows_names_on_one_line(seed_co
     assert not any(line.startswith("  added    forged.md") for line in lines)
 
 
+def test_an_indexed_file_replaced_by_a_link_out_is_removed(seed_corpus, tmp_path, embedder):
+    # An index built before links out were refused may hold one: its text came from elsewhere.
+    store = open_store(tmp_path / "index", embedder)
+    write_article(seed_corpus, "linked.md", "Outside", "Text that will later come from outside the corpus folder.")
+    sync(seed_corpus, store, embedder, progress=False)
+    (tmp_path / "outside.md").write_bytes((seed_corpus / "linked.md").read_bytes())
+    (seed_corpus / "linked.md").unlink()
+    (seed_corpus / "linked.md").symlink_to(tmp_path / "outside.md")
+    report = sync(seed_corpus, store, embedder, progress=False)
+    assert report.removed == ["linked.md"] and dict(report.failed) == {
+        "linked.md": "a link to a file outside the corpus folder (not followed)"}
+    assert set(_by_article(store)) == {SEED_ID}
+
+
 def test_a_file_that_becomes_unreadable_keeps_its_indexed_version(seed_corpus, tmp_path, embedder):
     path = write_article(seed_corpus, "tram.md", "Tram line approved", "The council approved a tram line.")
     store = open_store(tmp_path / "index", embedder)
