@@ -44,7 +44,10 @@ def test_embedding_and_limit_settings():
     assert s.embed_allowed_origins == ("https://news.example.org", "http://localhost:8000")
     assert (s.rate_limit, s.trust_proxy, s.root_path) == ("5/minute; 100 per day", True, "/policy-desk")
     assert (Settings().embed_allowed_origins, Settings().rate_limit, Settings().trust_proxy) == ((), "20/minute", False)
+    s = load_settings({"ASSISTANT_QUEUE_SIZE": "4", "ASSISTANT_MAX_BODY_BYTES": "65536"})
+    assert (s.queue_size, s.max_body_bytes) == (4, 65536) and (Settings().queue_size, Settings().max_body_bytes) == (32, 1_000_000)
     for name, bad in (("EMBED_ALLOWED_ORIGINS", "https://a.org/path"), ("EMBED_ALLOWED_ORIGINS", "*"),
-                      ("ASSISTANT_RATE_LIMIT", "lots"), ("TRUST_PROXY", "maybe"), ("ASSISTANT_ROOT_PATH", "pd")):
+                      ("ASSISTANT_RATE_LIMIT", "lots"), ("TRUST_PROXY", "maybe"), ("ASSISTANT_ROOT_PATH", "pd"),
+                      ("ASSISTANT_QUEUE_SIZE", "0"), ("ASSISTANT_MAX_BODY_BYTES", "-5"), ("ASSISTANT_QUEUE_SIZE", "many")):
         with pytest.raises(ValueError, match=name):
             load_settings({name: bad})
