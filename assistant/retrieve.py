@@ -206,8 +206,8 @@ def contextualize(question: str, history: list[str], limit: int | None = None) -
     earlier = history[-1]
     if limit is not None and len(earlier) + 1 + len(question) > limit:
         room = limit - len(question) - 1
-        earlier = earlier[:room + 1].rsplit(" ", 1)[0] if room > 0 else ""
-        earlier = earlier[:room]
+        cut = earlier[:max(room + 1, 0)]
+        earlier = cut.rsplit(" ", 1)[0] if " " in cut else cut[:room]
         if not earlier:
             return question[:limit]
     return f"{earlier} {question}"
