@@ -299,4 +299,4 @@ def build_server(assistant: Assistant, settings: Settings) -> FastAPI:
     server = mount_chat(build_api(assistant, settings, limiter), assistant, settings.examples, settings.root_path,
                         limiter=limiter, queue_size=settings.queue_size)
     return guard(server, paths=API_PATHS + CHAT_PATHS, text_prefixes=(f"{API}/", CHAT_API),
-                 max_body_bytes=settings.max_body_bytes)
+                 max_body_bytes=settings.max_body_bytes, trust_proxy=settings.trust_proxy)

@@ -6,6 +6,7 @@ with Starlette's request body limit).
     client_address    the address a limit counts against (`X-Forwarded-For` only with TRUST_PROXY)
     SecurityHeaders   `nosniff`, `Referrer-Policy` and `frame-ancestors 'self'` on every response
     OnlyPaths         404 for any path the server does not mean to serve (Gradio serves many)
+    NoForwarding      `X-Forwarded-*` dropped unless TRUST_PROXY (Gradio builds its URLs from them)
     TextOnly          bodies to the API and the chat are strict JSON text naming no file (Gradio's `FileData`)
 """
 
@@ -138,6 +139,22 @@ class OnlyPaths:
         await self.app(scope, receive, send)
 
 
+class NoForwarding:
+    """Drops `X-Forwarded-*` and `Forwarded` from every request: without a trusted proxy in
+    front they are whatever the client wrote, and Gradio builds the page's URLs from
+    `X-Forwarded-Host` (a client sending `evil.example` got a page whose API calls went there;
+    a shared cache in front would hand that page to everyone)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"]
+                                         if not (k.startswith(b"x-forwarded-") or k == b"forwarded")])
+        await self.app(scope, receive, send)
+
+
 def names_a_file(data) -> bool:
     """Whether JSON `data` holds an object typed the way Gradio marks a file reference
     (`{"path": …, "meta": {"_type": "gradio.FileData"}}`): any `meta` object with a `_type`."""
@@ -216,11 +233,14 @@ class TextOnly:
         await self.app(scope, replay, send)
 
 
-def guard(app, *, paths: Iterable[str], text_prefixes: Iterable[str], max_body_bytes: int = MAX_BODY_BYTES):
+def guard(app, *, paths: Iterable[str], text_prefixes: Iterable[str], max_body_bytes: int = MAX_BODY_BYTES,
+          trust_proxy: bool = False):
     """Put the middlewares on the Starlette/FastAPI `app`, outermost last: every response,
     refusals included, carries the headers. Starlette's body limit answers 413 as soon as
     Content-Length, or the bytes received so far (a chunked body has no length), pass the limit."""
     app.add_middleware(TextOnly, prefixes=text_prefixes)
+    if not trust_proxy:
+        app.add_middleware(NoForwarding)
     app.add_middleware(OnlyPaths, paths=paths)
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -330,7 +330,8 @@ def test_bodies_the_layers_behind_choke_on_get_400_not_500(site):
 @pytest.mark.slow
 def test_headers_on_every_response_and_frames(site):
     """Finding 8: nosniff and Referrer-Policy everywhere; the chat page framed by this site only, the
-    embed by any site (EMBED_ALLOWED_ORIGINS is unset); no foreign Origin echoed anywhere."""
+    embed by any site (EMBED_ALLOWED_ORIGINS is unset); no foreign Origin echoed anywhere; forwarded
+    headers ignored (found probing: Gradio put `X-Forwarded-Host` into the page's API root)."""
     with client() as http:
         for method, path in (("GET", "/"), ("GET", "/embed"), ("GET", "/api/health"), ("GET", "/api/openapi.json"),
                              ("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/theme.css"),
@@ -344,6 +345,10 @@ def test_headers_on_every_response_and_frames(site):
                 assert "default-src 'none'" in policy and "frame-ancestors" not in policy
             else:
                 assert policy == "frame-ancestors 'self'", path
+        # Without TRUST_PROXY, X-Forwarded-* are the client's words: Gradio must not build the page's URLs from them.
+        spoofed = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "Forwarded": "host=evil.example"}
+        assert http.get(site.url + "/config", headers=spoofed).json()["root"] == site.url
+        assert "evil.example" not in http.get(site.url + "/", headers=spoofed).text
 
 
 @pytest.mark.slow
