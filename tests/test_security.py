@@ -6,9 +6,9 @@ but a small rate limit and queue), over loopback. A probe from its own client ad
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -120,8 +120,6 @@ def test_only_paths_and_text_only_pass_other_scopes():
 
     async def app(scope, receive, send):
         seen.append(scope["type"])
-
-    import asyncio
 
     for middleware in (OnlyPaths(app, ["/x"]), TextOnly(app, ["/gradio_api/"])):
         asyncio.run(middleware({"type": "lifespan"}, None, None))
