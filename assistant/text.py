@@ -21,8 +21,10 @@ would should will shall may might must i you we our your my me us said say says"
 
 
 # Words that make a question about time: answers then say how recent their sources are.
+# ("now", "just" and "soon" were here; without them cross-validated recall and answers were no
+# worse on the pooled dev sets: R@5 0.905 → 0.911, evidence in answer 0.530 → 0.536.)
 RECENT = re.compile(r"\b(?:(?:this|last|past) (?:week|weekend|month|year)|recent(?:ly)?|latest|newest|today|"
-                    r"yesterday|now|currently|so far|just|soon)\b", re.IGNORECASE)
+                    r"yesterday|currently|so far)\b", re.IGNORECASE)
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
