@@ -26,6 +26,7 @@ from .embeddings import MiniLM
 from .errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .index import Store, open_index
 from .schema import Article, Chunk
+from .text import sentence_spans
 
 EMBED_GROUP = Settings.embed_group  # chunks embedded, then written, together: one Chroma commit per group
 
@@ -135,16 +136,7 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     total = sum(len(chunks) for _, chunks in work)
     with tqdm(total=total + len(work), unit="text", desc="embedding", disable=not progress or total == 0) as bar:
         for group in _groups(work, group_size):
-            texts = [embedding_text(c) for _, chunks in group for c in chunks]
-            n_chunks = len(texts)
-            vectors = _encode(embedder, texts + [article.title or article.article_id for article, _ in group], bar)
-            batch, offset = [], 0
-            for i, (article, chunks) in enumerate(group):
-                batch.append((article, chunks, vectors[offset:offset + len(chunks)], vectors[n_chunks + i]))
-                offset += len(chunks)
-            store.write_articles(batch)
-            report.chunks_written += n_chunks
-
+            report.chunks_written += _embed_and_write(store, embedder, group, bar)
     for article_id in sorted(set(stored) - seen):
         store.remove_article(article_id)
         report.removed.append(article_id)
@@ -152,6 +144,36 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     if report.changed:
         store.refresh_snapshot()
     return report
+
+
+def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]], bar: tqdm) -> int:
+    """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
+    returns the number of chunks. Overlapping chunks share sentences: each distinct sentence
+    of an article is embedded once."""
+    texts = [embedding_text(c) for _, chunks in group for c in chunks]
+    n_chunks = len(texts)
+    texts += [article.title or article.article_id for article, _ in group]
+    slots: dict[tuple[str, int, int], int] = {}  # (article, start, end) in the article → index in texts
+    spans = []  # per article, per chunk: [(start, end, index in texts)], offsets within the chunk
+    for article, chunks in group:
+        spans.append([])
+        for c in chunks:
+            spans[-1].append([])
+            for s, e in sentence_spans(c.text):
+                key = (article.article_id, c.start + s, c.start + e)
+                if key not in slots:
+                    slots[key] = len(texts)
+                    texts.append(c.text[s:e])
+                spans[-1][-1].append((s, e, slots[key]))
+    bar.total += len(texts) - n_chunks - len(group)
+    vectors = _encode(embedder, texts, bar)
+    batch, offset = [], 0
+    for i, (article, chunks) in enumerate(group):
+        sentences = [[(s, e, vectors[j]) for s, e, j in chunk_spans] for chunk_spans in spans[i]]
+        batch.append((article, chunks, vectors[offset:offset + len(chunks)], vectors[n_chunks + i], sentences))
+        offset += len(chunks)
+    store.write_articles(batch)
+    return n_chunks
 
 
 def _encode(embedder: MiniLM, texts: list[str], bar: tqdm, step: int = 128) -> np.ndarray:

@@ -134,7 +134,7 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
         print(sync(settings.corpus_dir, store, embedder).summary(), flush=True)
     retriever = Retriever(store, embedder)
     answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
-                                  sentence_vectors=getattr(store, "sentence_vectors", None))
+                                  sentence_vectors=store.sentence_vectors)
     if settings.llm == "extractive":
         return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
     from .generate import build_chat_answerer

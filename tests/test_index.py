@@ -10,10 +10,11 @@ from assistant.chunking import chunk_article, make_splitter
 from assistant.config import Settings
 from assistant.errors import IndexNotReady
 from assistant.index import date_number, open_index, open_store
-from assistant.ingest import ingest
+from assistant.ingest import ingest, sync
 from assistant.schema import Filters
 from assistant.schema import Article
 from assistant.service import build_assistant
+from assistant.text import sentence_spans
 
 from conftest import ROOT, SEED_ID, TRADE_QUESTION, free_port, write_article
 from test_cli import cli_env, error_line, ok
@@ -158,3 +159,82 @@ def test_all_chunks_snapshot_follows_chroma(tmp_path, embedder):
     assert newer != snapshot  # the old snapshot is gone
     newer.write_text("{not json", encoding="utf-8")
     assert len(store.all_chunks()) == len(first + second)  # a damaged snapshot is re-read from Chroma
+
+
+# -- sentence vectors -------------------------------------------------------------------------
+
+def _sentence_ids(store):
+    return {m["chunk_id"] for m in store.sentences.get(include=["metadatas"])["metadatas"]}
+
+
+def _check_sentence_vectors(store, embedder, chunk_ids):
+    """Every chunk's stored sentences are its `sentence_spans`, each with the vector of its text."""
+    chunks = {c.chunk_id: c for c in store.all_chunks()}
+    found = store.sentence_vectors(chunk_ids)
+    assert set(found) == set(chunk_ids)
+    for cid in chunk_ids:
+        text = chunks[cid].text
+        assert [(s, e) for s, e, _ in found[cid]] == sentence_spans(text)
+        vectors = np.stack([v for *_, v in found[cid]])
+        assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+        expected = embedder.encode([text[s:e] for s, e, _ in found[cid]])
+        assert np.allclose(np.sum(vectors * expected, axis=1), 1, atol=1e-3)  # the same vectors
+
+
+def test_sentence_vectors_are_stored_at_ingest_and_go_with_their_chunks(seed_corpus, tmp_path, embedder):
+    write_article(seed_corpus, "tram.md", "Tram line approved", "The council approved a tram line. "
+                  "It will open in 2027. Mr. Smith voted against it.")
+    store = open_store(tmp_path / "index", embedder)
+    sync(seed_corpus, store, embedder, progress=False)
+    ids = [c.chunk_id for c in store.all_chunks()]
+    assert len(ids) > 3
+    _check_sentence_vectors(store, embedder, ids[:5])
+    assert store.sentence_vectors([]) == {} and store.sentence_vectors(["no-such-chunk"]) == {"no-such-chunk": []}
+
+    tram = [c.chunk_id for c in store.all_chunks() if c.article_id == "tram.md"]
+    (seed_corpus / "tram.md").write_text((seed_corpus / "tram.md").read_text().replace("2027", "2029"))
+    sync(seed_corpus, store, embedder, progress=False)  # an edit: the old chunk's sentences go with it
+    assert store.sentence_vectors(tram) == {cid: [] for cid in tram}
+    assert _sentence_ids(store) == {c.chunk_id for c in store.all_chunks()}
+    (seed_corpus / "tram.md").unlink()
+    sync(seed_corpus, store, embedder, progress=False)  # a deletion too
+    assert _sentence_ids(store) == {c.chunk_id for c in store.all_chunks()}
+    assert {c.article_id for c in store.all_chunks()} == {SEED_ID}
+
+
+def test_overlapping_chunks_embed_each_sentence_once(tmp_path, embedder):
+    class Counting:  # the real model, counting what it is asked to embed
+        def __init__(self):
+            self.texts = []
+            self.dimension = embedder.dimension
+            self.count_tokens = embedder.count_tokens
+
+        def encode(self, texts):
+            self.texts += texts
+            return embedder.encode(texts)
+
+    article = _article(text=" ".join(f"Sentence number {i} says the port handled {i * 7} ships." for i in range(60)))
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.md").write_text(f"---\ntitle: Ports\n---\n\n{article.text}\n", encoding="utf-8")
+    counting = Counting()
+    store = open_store(tmp_path / "index", embedder)
+    sync(tmp_path / "corpus", store, counting, progress=False)
+    chunks = store.all_chunks()
+    assert len(chunks) > 1 and chunks[0].end > chunks[1].start  # they overlap
+    spans = {(c.start + s, c.start + e) for c in chunks for s, e in sentence_spans(c.text)}
+    sentences = [t for t in counting.texts if t.startswith("Sentence number")]
+    assert len(sentences) == len(spans) < sum(len(sentence_spans(c.text)) for c in chunks)
+    _check_sentence_vectors(store, embedder, [c.chunk_id for c in chunks])
+
+
+def test_an_index_without_sentence_vectors_returns_none(tmp_path, embedder):
+    store = open_store(tmp_path / "index", embedder)
+    chunks = _write(store, embedder, _article())  # written without sentences, as before they were stored
+    assert store.sentence_vectors([c.chunk_id for c in chunks]) == {c.chunk_id: [] for c in chunks}
+
+
+def test_server_mode_stores_sentence_vectors(chroma_server, seed_corpus, embedder):
+    settings = _server_settings(chroma_server, seed_corpus)
+    ingest(settings, embedder, progress=False)
+    store = open_index(settings, embedder)
+    _check_sentence_vectors(store, embedder, [c.chunk_id for c in store.all_chunks()][:5])
