@@ -26,7 +26,10 @@ if __name__ == "__main__":
     # Our INFO lines; others' warnings only (bm25s sets its own logger to DEBUG).
     logging.root.handlers[0].addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("assistant"))
     settings = load_settings().with_(host=args.host, port=args.port, root_path=args.root_path)
-    server = build_server(build_assistant(settings, ingest_if_empty=True), settings)
+    assistant = build_assistant(settings, ingest_if_empty=True)
+    if settings.refresh_seconds > 0:
+        assistant.retriever.watch(settings.refresh_seconds)  # ingests show up without a restart
+    server = build_server(assistant, settings)
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
     # the API decides that itself (TRUST_PROXY).
     uvicorn.run(server, host=settings.host, port=settings.port, root_path=settings.root_path,

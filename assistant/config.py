@@ -21,6 +21,8 @@ class Settings:
     # or a per-server file in the temp folder in server mode.
     ingest_lock: Path | None = None
     embed_group: int = 1024  # chunks embedded, then written to Chroma, together
+    # How often a running app checks the index for an ingest's changes (seconds; 0: never).
+    refresh_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 7860
     top_k: int = 5
@@ -87,6 +89,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         chroma_auth_token=get("CHROMA_AUTH_TOKEN", str, defaults.chroma_auth_token),
         ingest_lock=get("ASSISTANT_INGEST_LOCK", Path, defaults.ingest_lock),
         embed_group=get("ASSISTANT_EMBED_GROUP", int, defaults.embed_group),
+        refresh_seconds=get("ASSISTANT_REFRESH_SECONDS", float, defaults.refresh_seconds),
         host=get("ASSISTANT_HOST", str, defaults.host),
         port=get("ASSISTANT_PORT", int, defaults.port),
         top_k=get("ASSISTANT_TOP_K", int, defaults.top_k),

@@ -19,16 +19,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 import chromadb
 import httpx
+from chromadb.api.client import Client
 from chromadb.api.types import EmbeddingFunction
 from chromadb.config import Settings as ChromaSettings
+from chromadb.config import System
+from chromadb.errors import ChromaError
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from .config import Settings
@@ -99,14 +103,28 @@ class StoredArticle:
 class Store:
     """A Chroma database holding the chunks and articles collections."""
 
-    def __init__(self, client, embedder: MiniLM, snapshot_dir: Path | None = None):
-        ef = ChromaMiniLM(embedder)
+    def __init__(self, client, embedder: MiniLM, snapshot_dir: Path | None = None,
+                 reopen: Callable[[], object] | None = None):
+        self._ef = ChromaMiniLM(embedder)
+        self.snapshot_dir = snapshot_dir
+        self._reopen = reopen
+        self._open(client)
+
+    def _open(self, client) -> None:
         cosine = {"hnsw": {"space": "cosine"}}
         self.client = client
-        self.snapshot_dir = snapshot_dir
-        self.chunks = client.get_or_create_collection(CHUNKS, configuration=cosine, embedding_function=ef)
-        self.sentences = client.get_or_create_collection(SENTENCES, configuration=cosine, embedding_function=ef)
-        self.articles = client.get_or_create_collection(ARTICLES, configuration=cosine, embedding_function=ef)
+        self.chunks = client.get_or_create_collection(CHUNKS, configuration=cosine, embedding_function=self._ef)
+        self.sentences = client.get_or_create_collection(SENTENCES, configuration=cosine, embedding_function=self._ef)
+        self.articles = client.get_or_create_collection(ARTICLES, configuration=cosine, embedding_function=self._ef)
+
+    def reopen(self) -> None:
+        """See what another process wrote since this one opened the store. An embedded index
+        keeps its vector indexes in memory, loaded once: after an ingest by another process it
+        still returns deleted records (without metadata) and fails on new ones, so a reader
+        opens a fresh client. Requests under way finish on the old one. A Chroma server needs
+        nothing (it is the one process that reads and writes)."""
+        if self._reopen is not None:
+            self._open(self._reopen())
 
     # -- reading ---------------------------------------------------------------
 
@@ -130,6 +148,17 @@ class Store:
 
     def chunk_count(self) -> int:
         return self.chunks.count()
+
+    def version(self) -> tuple[str, int]:
+        """What a reader checks to notice an ingest, cheaply (two small calls, at any size): the
+        generation the last ingest that changed something wrote, and the chunk count (which also
+        moves while an ingest runs, or after one that was killed)."""
+        collection = self.client.get_collection(CHUNKS, embedding_function=self._ef)
+        return str((collection.metadata or {}).get("generation", "")), collection.count()
+
+    def mark_changed(self) -> None:
+        """Record a new generation: readers refresh what they derive from the chunks."""
+        self.chunks.modify(metadata={"generation": uuid.uuid4().hex})
 
     def all_chunks(self) -> list[Chunk]:
         """Every chunk, for the lexical index. Chroma reads metadata slowly (~10 s for 100k
@@ -183,13 +212,19 @@ class Store:
             return []
         got = self.chunks.query(query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, where=where or None,
                                 include=["metadatas", "documents", "distances"])
+        # A record deleted by another process since this one loaded its vector index comes back
+        # without metadata (embedded index; `reopen`): it is gone, so it is skipped.
         return [(_chunk_from(cid, doc, meta), 1.0 - dist) for cid, doc, meta, dist in
-                zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+                zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
+                if meta is not None and doc is not None]
 
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
         if not chunk_ids:
             return {}
-        got = self.chunks.get(ids=list(chunk_ids), include=["embeddings"])
+        try:
+            got = self.chunks.get(ids=list(chunk_ids), include=["embeddings"])
+        except ChromaError:  # written by another process after this one loaded its vector index: `reopen`
+            return {}
         return dict(zip(got["ids"], got["embeddings"]))
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[tuple[int, int, np.ndarray]]]:
@@ -205,7 +240,10 @@ class Store:
         ids = [f"{cid}:{s}-{e}" for cid, text in zip(texts["ids"], texts["documents"]) for s, e in sentence_spans(text)]
         if not ids:
             return out
-        got = self.sentences.get(ids=ids, include=["metadatas", "embeddings"])
+        try:
+            got = self.sentences.get(ids=ids, include=["metadatas", "embeddings"])
+        except ChromaError:  # written by another process after this one loaded its vector index: `reopen`
+            return out
         for meta, vector in zip(got["metadatas"], got["embeddings"]):
             out[meta["chunk_id"]].append((int(meta["start"]), int(meta["end"]), np.asarray(vector, dtype=np.float32)))
         for spans in out.values():
@@ -304,7 +342,16 @@ def open_store(index_dir: Path, embedder: MiniLM, create: bool = True) -> Store:
     index_dir.mkdir(parents=True, exist_ok=True)
     client = chromadb.PersistentClient(path=str(index_dir),
                                        settings=ChromaSettings(anonymized_telemetry=False))
-    return Store(client, embedder, snapshot_dir=index_dir)
+    return Store(client, embedder, snapshot_dir=index_dir, reopen=lambda: _fresh_client(index_dir))
+
+
+def _fresh_client(index_dir: Path):
+    """A client on `index_dir` with its own Chroma system, so its vector indexes are read from
+    disk anew (`PersistentClient` would hand back this process's cached system)."""
+    settings = ChromaSettings(anonymized_telemetry=False, is_persistent=True, persist_directory=str(index_dir))
+    system = System(settings)
+    system.start()
+    return Client.from_system(system)
 
 
 def open_server_store(host: str, port: int, embedder: MiniLM, create: bool = True,

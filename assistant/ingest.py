@@ -143,6 +143,7 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     report.orphans_pruned = store.prune_orphans(seen)
     if report.changed:
         store.refresh_snapshot()
+        store.mark_changed()  # running apps rebuild their lexical index (retrieve.Retriever.watch)
     return report
 
 

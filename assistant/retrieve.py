@@ -8,9 +8,12 @@ cannot diverge from the vectors; `refresh()` rebuilds it after an ingest.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import re
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +30,8 @@ CANDIDATES = 50  # per ranking, before fusion
 # small embedding model is weakest (dev sets: MRR 0.72 → 0.76, recall@10 0.91 → 0.94; docs/retrieval.md).
 DENSE_WEIGHT = 0.5
 LEXICAL_WEIGHT = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class Lexical:
@@ -116,21 +121,63 @@ class Retriever:
     def __init__(self, store: Store, embedder: MiniLM):
         self.store = store
         self.embedder = embedder
+        self._refreshing = threading.Lock()
+        self.version = store.version()  # read first: a change while the chunks are read shows next time
+        self._seen, self._seen_at = self.version, time.monotonic()  # the last version observed, and since when
         self.lexical = Lexical(store.all_chunks(), store.snapshot_dir)
 
     def refresh(self) -> None:
-        """Rebuild the lexical index from the store (after an ingest)."""
-        self.lexical = Lexical(self.store.all_chunks(), self.store.snapshot_dir)
+        """Rebuild the lexical index from the store and swap it in; requests meanwhile use the
+        old one (its chunks that are gone by then are skipped in `search`)."""
+        with self._refreshing:
+            self.store.reopen()
+            version = self.store.version()
+            lexical = Lexical(self.store.all_chunks(), self.store.snapshot_dir)
+            self.lexical, self.version = lexical, version
+
+    def refresh_if_changed(self, settle: float = 60.0) -> bool:
+        """Refresh when an ingest has finished since the last build (a new generation), or when the
+        chunk count moved without one and then stayed put for `settle` seconds (an ingest that was
+        killed, or a long one still running). Returns whether it refreshed."""
+        version = self.store.version()
+        if version != self._seen:
+            self._seen, self._seen_at = version, time.monotonic()
+        if version == self.version:
+            return False
+        if version[0] != self.version[0] or time.monotonic() - self._seen_at >= settle:
+            self.refresh()
+            return True
+        return False
+
+    def watch(self, interval: float, settle: float = 60.0) -> threading.Event:
+        """Check the store every `interval` seconds in a daemon thread, refreshing on a change
+        (`refresh_if_changed`); set the returned event to stop. The check is two small calls
+        to Chroma; the rebuild runs in this thread, never in a request."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    if self.refresh_if_changed(settle):
+                        log.info("the index changed: lexical index rebuilt (%d chunks)", len(self.lexical.chunks))
+                except Exception as exc:  # the store did not answer: keep serving, try again later
+                    log.warning("checking the index for changes failed: %s", exc)
+
+        threading.Thread(target=loop, name="index-watcher", daemon=True).start()
+        return stop
 
     @property
     def chunk_count(self) -> int:
         return len(self.lexical.chunks)
 
     def search(self, query: str, k: int = 5, filters: Filters = Filters()) -> list[Hit]:
-        """The `k` best passages for `query`, best first, fused from both rankings."""
+        """The `k` best passages for `query`, best first, fused from both rankings. A passage
+        the lexical index knows but the store no longer holds (an ingest removed it since the
+        lexical index was built) is skipped."""
+        lexical_index = self.lexical
         vector = self.embedder.encode([query])[0]
         dense = self.store.query(vector, CANDIDATES, where(filters))
-        lexical = self.lexical.search(query, CANDIDATES, filters)
+        lexical = lexical_index.search(query, CANDIDATES, filters)
 
         fused: dict[str, float] = {}
         chunks: dict[str, Chunk] = {}
@@ -143,10 +190,16 @@ class Retriever:
             for rank, chunk in enumerate(ranking):
                 fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + weight / (RRF_K + rank + 1)
                 chunks[chunk.chunk_id] = chunk
-        best = sorted(fused, key=fused.get, reverse=True)[:k]
-        missing = [cid for cid in best if cid not in similarity]
-        for cid, vec in self.store.vectors(missing).items():
-            similarity[cid] = float(np.dot(vector, vec))
+        ranked = sorted(fused, key=fused.get, reverse=True)
+        best: list[str] = []
+        for start in range(0, len(ranked), k):
+            page = ranked[start:start + k]
+            missing = [cid for cid in page if cid not in similarity]
+            for cid, vec in self.store.vectors(missing).items():
+                similarity[cid] = float(np.dot(vector, vec))
+            best += [cid for cid in page if cid in similarity][:k - len(best)]
+            if len(best) == k:
+                break
         return [Hit(chunk=chunks[cid], score=fused[cid], similarity=similarity[cid], rank=i + 1)
                 for i, cid in enumerate(best)]
 

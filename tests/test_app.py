@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,17 +53,20 @@ EMBEDDER = "https://news.example.org"
 
 
 @contextmanager
-def launched(base: Path, env: dict[str, str] | None = None):
-    """`python app.py` on a free loopback port, serving a tmp copy of the sample corpus from an
-    empty index in `base` (so it ingests first), with `env` added: yields (url, log file)."""
-    corpus = base / "corpus"
-    corpus.mkdir()
-    shutil.copy(SAMPLE, corpus / SAMPLE.name)
+def launched(base: Path, env: dict[str, str] | None = None, corpus: Path | None = None, index: Path | None = None):
+    """`python app.py` on a free loopback port, with `env` added, serving `corpus` (default: a tmp
+    copy of the sample corpus in `base`) from `index` (default: an empty index in `base`, so it
+    ingests first): yields (url, log file)."""
+    if corpus is None:
+        corpus = base / "corpus"
+        corpus.mkdir()
+        shutil.copy(SAMPLE, corpus / SAMPLE.name)
+    base.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{(port := free_port())}"
     log_path = base / "app.log"
     with open(log_path, "w", encoding="utf-8") as log:  # a file, not a pipe: a full pipe would stall the app
         proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env={**app_env(corpus, base / "index"), **(env or {})},
+                                cwd=ROOT, env={**app_env(corpus, index or base / "index"), **(env or {})},
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -77,7 +81,7 @@ def launched(base: Path, env: dict[str, str] | None = None):
             if time.monotonic() > deadline:
                 pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
             time.sleep(0.5)
-        yield url, log_path
+        yield url
     finally:
         proc.terminate()
         try:
@@ -267,3 +271,67 @@ def test_browser_followup_carries_the_chat_history(chat):
     # passages); whether it is answered is the answer-or-refuse model's call, and either way
     # the reader gets a cited answer or a refusal naming where to look.
     assert "[1]" in answer or ("don't cover" in answer and "closest articles" in answer)
+
+
+def test_an_ingest_while_serving_adds_edits_and_deletes_without_a_failed_request(tmp_path):
+    from conftest import write_article
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SAMPLE, corpus / SAMPLE.name)
+    tram = write_article(corpus, "tram.md", "Council approves tram line", "The city council approved a tram line to "
+                         "the airport on Monday. The tram line will cost 310 million euros.")
+    write_article(corpus, "wheat.md", "Wheat harvest hits record", "Farmers in Kansas harvested a record 420 million "
+                  "bushels of wheat this summer, the state agriculture department said.")
+    port_question = "Why did dock workers at Zeebrugge end their strike?"
+    questions = [TRADE_QUESTION, "How many bushels of wheat did Kansas farmers harvest?",
+                 "How much will the tram line cost?", port_question]
+    with launched(tmp_path, {"ASSISTANT_REFRESH_SECONDS": "0.5", "ASSISTANT_RATE_LIMIT": "100000/minute"},
+                  corpus=corpus) as (url, log):
+        asked: list[tuple[float, str, int, dict]] = []  # (when, question, status, body)
+        stop = threading.Event()
+
+        def reader() -> None:  # one client asking without pause, bounded by `stop` and a count
+            with httpx.Client(timeout=60) as http:
+                for i in range(2000):
+                    if stop.is_set():
+                        return
+                    question = questions[i % len(questions)]
+                    try:
+                        r = http.post(url + "/api/ask", json={"question": question})
+                        asked.append((time.monotonic(), question, r.status_code,
+                                      r.json() if r.status_code == 200 else {"text": r.text}))
+                    except httpx.HTTPError as exc:  # counted as a failed request
+                        asked.append((time.monotonic(), question, repr(exc), {}))
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            time.sleep(2)
+            tram.write_text(tram.read_text().replace("310 million", "450 million"))
+            write_article(corpus, "port.md", "Port strike ends", "Dock workers at the Zeebrugge port ended their "
+                          "strike on Friday after winning a 6 per cent raise.")
+            (corpus / "wheat.md").unlink()
+            ingest = subprocess.run([sys.executable, "-m", "assistant", "ingest", "--quiet"], cwd=ROOT,
+                                    env=app_env(corpus, tmp_path / "index"), capture_output=True, text=True,
+                                    timeout=300)
+            assert ingest.returncode == 0, ingest.stderr
+            assert "added 1, updated 1, removed 1" in ingest.stdout
+            deadline = time.monotonic() + 60
+            while not any(q == port_question and status == 200 and not body["refused"]
+                          and body["citations"][0]["article_id"] == "port.md" for _, q, status, body in asked):
+                assert time.monotonic() < deadline, ("the new article was not answered within 60 s of the ingest:\n"
+                                                     f"{asked[-4:]}\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+            swapped = time.monotonic()
+            time.sleep(2)
+        finally:
+            stop.set()
+            thread.join(timeout=120)
+    assert [status for *_, status, _ in asked if status != 200] == []  # 0 failed requests
+    after = [body for when, _, _, body in asked if when > swapped]
+    assert len(after) >= 2 and len(asked) > 10
+    for body in after:  # the deleted article is gone from passages and citations; the edit is in
+        assert "wheat.md" not in {p["article_id"] for p in body["passages"]}
+        assert "310 million" not in " ".join(p["text"] for p in body["passages"])
+    assert "lexical index rebuilt" in log.read_text()

@@ -134,3 +134,56 @@ def test_bm25_cache_gives_the_same_ranking(seed_assistant, tmp_path):
     # another set of chunks gets its own cache and the old one goes
     Lexical(chunks[:-1], tmp_path)
     assert len(list(tmp_path.glob("bm25-*"))) == 1
+
+
+def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
+    from assistant.config import Settings
+    from assistant.index import open_store
+    from assistant.ingest import sync
+    from assistant.service import build_assistant
+
+    from conftest import write_article
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    tram = write_article(corpus, "tram.md", "Council approves tram line", "The city council approved a tram line "
+                         "to the airport on Monday. It will cost 310 million euros.")
+    write_article(corpus, "wheat.md", "Wheat harvest", "Farmers in Kansas harvested a record 420 million bushels.")
+    store = open_store(tmp_path / "index", embedder)
+    sync(corpus, store, embedder, progress=False)
+    assistant = build_assistant(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    retriever = assistant.retriever
+    assert not retriever.refresh_if_changed()
+
+    tram.write_text(tram.read_text().replace("310", "420"))  # edited: its old chunk ids are gone
+    write_article(corpus, "port.md", "Port strike ends", "Dock workers at the Zeebrugge port ended their strike.")
+    (corpus / "wheat.md").unlink()
+    sync(corpus, store, embedder, progress=False)
+    # The lexical index still holds the old chunks: they are skipped, never a KeyError.
+    stale = {c.chunk_id for c in retriever.lexical.chunks}
+    for question in ("How much will the tram line cost?", "How many bushels of wheat did Kansas harvest?"):
+        hits = retriever.search(question, k=5)
+        assert not stale - {c.chunk_id for c in store.all_chunks()} & {h.chunk.chunk_id for h in hits}
+        assert "wheat.md" not in {h.chunk.article_id for h in hits}
+        assistant.ask(question)
+    assert "Zeebrugge" not in {t for c, _ in retriever.lexical.search("Zeebrugge", 5, Filters()) for t in c.text.split()}
+
+    assert retriever.refresh_if_changed()  # the ingest wrote a new generation
+    assert retriever.lexical.search("Zeebrugge", 5, Filters())[0][0].article_id == "port.md"
+    assert {c.article_id for c in retriever.lexical.chunks} == {"tram.md", "port.md"}
+    assert "420 million euros" in assistant.search("How much will the tram line cost?")[0].chunk.text
+    assert not retriever.refresh_if_changed()
+
+
+def test_a_count_change_without_a_new_generation_waits_to_settle(tmp_path, embedder):
+    from assistant.index import open_store
+
+    from test_index import _article, _write
+
+    store = open_store(tmp_path / "index", embedder)
+    _write(store, embedder, _article())
+    retriever = Retriever(store, embedder)
+    _write(store, embedder, _article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))  # no generation
+    assert not retriever.refresh_if_changed(settle=60)  # an ingest may still be running
+    assert retriever.refresh_if_changed(settle=0)
+    assert {c.article_id for c in retriever.lexical.chunks} == {"a.md", "b.md"}
