@@ -123,25 +123,37 @@ def require_corpus_dir(corpus_dir: Path) -> Path:
     return corpus_dir
 
 
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The candidate article files under `corpus_dir`, recursively, in sorted order; hidden files
+    and folders are skipped, as are files whose suffix is not in `SUFFIXES`. Links are not yet
+    checked: `iter_corpus` reports those that lead out of the folder.
+
+    Raises:
+        CorpusError: if `corpus_dir` is missing or is not a folder.
+    """
+    corpus_dir = require_corpus_dir(corpus_dir)
+    return sorted(
+        (p for p in corpus_dir.rglob("*")
+         if p.suffix.lower() in SUFFIXES
+         and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)),
+        key=lambda p: p.relative_to(corpus_dir).as_posix(),
+    )
+
+
 def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Article | UnreadableFile]:
-    """Yield an `Article` per readable file and an `UnreadableFile` (not raised) per bad one.
+    """Yield an `Article` per readable file of `corpus_files` and an `UnreadableFile` (not
+    raised) per bad one, one file at a time. A link to a file outside the folder is not
+    followed (an `OutsideCorpus`).
 
     Args:
-        corpus_dir: folder walked recursively in sorted order; hidden files and
-            folders are skipped, as are files whose suffix is not in `SUFFIXES`. A link
-            to a file outside the folder is not followed (an `OutsideCorpus`).
+        corpus_dir: the corpus folder.
         max_bytes: passed on to `load_article`.
 
     Raises:
         CorpusError: if `corpus_dir` is missing or is not a folder.
     """
     corpus_dir = require_corpus_dir(corpus_dir)
-    paths = sorted(
-        (p for p in corpus_dir.rglob("*")
-         if p.suffix.lower() in SUFFIXES
-         and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)),
-        key=lambda p: p.relative_to(corpus_dir).as_posix(),
-    )
+    paths = corpus_files(corpus_dir)
     root = corpus_dir.resolve()
     for path in paths:
         if not _inside(path, root):
@@ -151,9 +163,12 @@ def iter_corpus(corpus_dir: Path, *, max_bytes: int = MAX_BYTES) -> Iterator[Art
         if not path.is_file():  # a folder named like an article, a device, a pipe
             continue
         try:
-            yield load_article(path, corpus_dir, max_bytes=max_bytes)
+            article = load_article(path, corpus_dir, max_bytes=max_bytes)
         except UnreadableFile as exc:
-            yield exc
+            article = exc
+        except Exception as exc:  # a reader's bug or a file nobody foresaw: this file fails, not the run
+            article = UnreadableFile(path, f"could not be read ({type(exc).__name__}: {exc})")
+        yield article
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -193,6 +208,8 @@ def _front_matter(data: dict) -> dict:
     authors = data.get("authors") or data.get("author") or ()
     if isinstance(authors, str):
         authors = re.split(r"\s*[;,]\s*|\s+and\s+", authors)
+    elif not isinstance(authors, (list, tuple)):  # `authors: 42`
+        authors = [authors]
     return {
         "title": _str(data.get("title")),
         "source": _str(data.get("source")),

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .chunking import chunk_article, embedding_text, make_splitter
-from .corpus import iter_corpus
+from .corpus import corpus_files, iter_corpus
 from .config import Settings
 from .embeddings import MiniLM
 from .errors import IngestRunning, OutsideCorpus, UnreadableFile
@@ -111,32 +111,47 @@ def ingest_lock(path: Path):
 
 def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True,
          group_size: int = EMBED_GROUP) -> SyncReport:
-    """Make the index match `corpus_dir`. A file that cannot be read is reported and
-    its previously indexed version (if any) is kept. Callers hold the ingest lock."""
+    """Make the index match `corpus_dir`. A file that cannot be read, or that fails in any
+    other way, is reported by name and its previously indexed version (if any) is kept; the
+    rest goes on. Articles stream through embedding groups of about `group_size` chunks, so
+    memory holds one group, whatever the corpus size. Callers hold the ingest lock."""
     report = SyncReport()
     stored = store.stored_articles()
     seen: set[str] = set()
-    pending: list[Article] = []
-    for item in iter_corpus(Path(corpus_dir)):
-        if isinstance(item, UnreadableFile):
-            report.failed.append((str(Path(item.path).relative_to(corpus_dir)), item.reason))
-            if not isinstance(item, OutsideCorpus):  # an indexed link out came from elsewhere: removed
-                seen.add(Path(item.path).relative_to(corpus_dir).as_posix())
-            continue
-        seen.add(item.article_id)
-        old = stored.get(item.article_id)
-        if old and old.content_hash == item.content_hash:
-            report.unchanged.append(item.article_id)
-        else:
-            (report.updated if old else report.added).append(item.article_id)
-            pending.append(item)
-
     splitter = make_splitter(embedder.count_tokens)
-    work = [(article, chunk_article(article, splitter)) for article in pending]
-    total = sum(len(chunks) for _, chunks in work)
-    with tqdm(total=total + len(work), unit="text", desc="embedding", disable=not progress or total == 0) as bar:
-        for group in _groups(work, group_size):
-            report.chunks_written += _embed_and_write(store, embedder, group, bar)
+    group: list[tuple[Article, list[Chunk]]] = []
+    # The bar counts articles written out of those to write: files less the unchanged or unreadable.
+    with tqdm(total=len(corpus_files(corpus_dir)), unit="article", desc="ingesting", disable=not progress,
+              delay=0.5) as bar:
+        for item in iter_corpus(Path(corpus_dir)):
+            if isinstance(item, UnreadableFile):
+                name = Path(item.path).relative_to(corpus_dir).as_posix()
+                report.failed.append((name, item.reason))
+                if not isinstance(item, OutsideCorpus):  # an indexed link out came from elsewhere: removed
+                    seen.add(name)
+                bar.total -= 1
+                continue
+            seen.add(item.article_id)
+            old = stored.get(item.article_id)
+            if old and old.content_hash == item.content_hash:
+                report.unchanged.append(item.article_id)
+                bar.total -= 1
+                continue
+            try:
+                chunks = chunk_article(item, splitter)
+            except Exception as exc:  # one article's bad luck must not stop the others
+                report.failed.append((item.article_id, f"could not be split into passages: {exc}"))
+                bar.total -= 1
+                continue
+            (report.updated if old else report.added).append(item.article_id)
+            group.append((item, chunks))
+            if sum(len(cs) for _, cs in group) >= group_size:
+                report.chunks_written += _embed_and_write(store, embedder, group)
+                bar.update(len(group))
+                group = []
+        if group:
+            report.chunks_written += _embed_and_write(store, embedder, group)
+            bar.update(len(group))
     for article_id in sorted(set(stored) - seen):
         store.remove_article(article_id)
         report.removed.append(article_id)
@@ -147,7 +162,7 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     return report
 
 
-def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]], bar: tqdm) -> int:
+def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]]) -> int:
     """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
     returns the number of chunks. Overlapping chunks share sentences: each distinct sentence
     of an article is embedded once."""
@@ -166,8 +181,7 @@ def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, 
                     slots[key] = len(texts)
                     texts.append(c.text[s:e])
                 spans[-1][-1].append((s, e, slots[key]))
-    bar.total += len(texts) - n_chunks - len(group)
-    vectors = _encode(embedder, texts, bar)
+    vectors = _encode(embedder, texts)
     batch, offset = [], 0
     for i, (article, chunks) in enumerate(group):
         sentences = [[(s, e, vectors[j]) for s, e, j in chunk_spans] for chunk_spans in spans[i]]
@@ -177,25 +191,12 @@ def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, 
     return n_chunks
 
 
-def _encode(embedder: MiniLM, texts: list[str], bar: tqdm, step: int = 128) -> np.ndarray:
+def _encode(embedder: MiniLM, texts: list[str], step: int = 128) -> np.ndarray:
     """Encode in length order, `step` texts at a time: batches of similar length pad
-    little (as one big call would), and the progress bar moves as it goes."""
+    little, as one big call would."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
     for i in range(0, len(order), step):
         part = order[i:i + step]
         vectors[part] = embedder.encode([texts[j] for j in part])
-        bar.update(len(part))
     return vectors
-
-
-def _groups(work: list[tuple[Article, list[Chunk]]], size: int):
-    group, count = [], 0
-    for item in work:
-        group.append(item)
-        count += len(item[1])
-        if count >= size:
-            yield group
-            group, count = [], 0
-    if group:
-        yield group

@@ -12,9 +12,9 @@ from typing import Callable, Iterator, Sequence
 from .answer import Answerer, ExtractiveAnswerer, check_citations, closest_articles, refusal
 from .config import Settings
 from .embeddings import MiniLM
-from .errors import BadQuestion
+from .errors import BadQuestion, IngestRunning
 from .index import Store, open_index
-from .ingest import sync
+from .ingest import ingest_lock, lock_path, sync
 from .retrieve import Retriever, contextualize
 from .schema import Answer, Filters, Hit
 
@@ -131,7 +131,13 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
     embedder = embedder or MiniLM(threads=settings.torch_threads)
     store = open_index(settings, embedder, create=ingest_if_empty)
     if ingest_if_empty and store.chunk_count() == 0:
-        print(sync(settings.corpus_dir, store, embedder).summary(), flush=True)
+        try:
+            with ingest_lock(lock_path(settings)):
+                if store.chunk_count() == 0:  # an ingest that held the lock before us may have filled it
+                    print(sync(settings.corpus_dir, store, embedder, group_size=settings.embed_group).summary(),
+                          flush=True)
+        except IngestRunning as exc:  # it fills the index; the app picks it up when it ends (Retriever.watch)
+            print(f"not ingesting at start-up: {exc}", flush=True)
     retriever = Retriever(store, embedder)
     answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
                                   sentence_vectors=store.sentence_vectors)

@@ -225,8 +225,8 @@ class _Ingest:
             self.err += chunk
 
     def progress(self) -> float:
-        """Share of the texts embedded so far, from tqdm's last "done/total"."""
-        done = re.findall(rb"embedding:.*?(\d+)/(\d+)", self.err)
+        """Share of the articles written so far, from tqdm's last "done/total"."""
+        done = re.findall(rb"ingesting:.*?(\d+)/(\d+)", self.err)
         return int(done[-1][0]) / int(done[-1][1]) if done else -1.0
 
     def kill_when(self, ready, timeout: float = 60) -> None:
@@ -267,3 +267,41 @@ def test_ingest_killed_at_any_point_is_completed_by_the_next(tmp_path, embedder)
     for article_id, stored in articles.items():
         mine = [c for c in chunks if c.article_id == article_id]
         assert len(mine) == stored.chunks and {c.content_hash for c in mine} == {stored.content_hash}
+
+
+def test_a_file_that_breaks_its_reader_is_reported_by_name_and_the_rest_ingests(seed_corpus, tmp_path, embedder):
+    (seed_corpus / "odd-authors.md").write_text("---\ntitle: Odd\nauthors: 42\n---\n\nThe port reopened on Monday.\n")
+    (seed_corpus / "bad-date.md").write_text("---\ntitle: Bad date\ndate: 2022-13-45\n---\n\nThe port closed.\n")
+    store = open_store(tmp_path / "index", embedder)
+    report = sync(seed_corpus, store, embedder, progress=False)
+    assert sorted(report.added) == sorted([SEED_ID, "odd-authors.md"])
+    (name, reason), = report.failed
+    assert name == "bad-date.md" and "month must be in 1..12" in reason
+    assert "skipped  bad-date.md: could not be read" in report.summary()
+
+
+def test_articles_stream_through_embedding_groups(seed_corpus, tmp_path, embedder, monkeypatch):
+    import assistant.ingest as ingest_module
+
+    for n in range(6):
+        write_article(seed_corpus, f"{n}.md", f"Story {n}", f"The council met on day {n}. It approved item {n}.")
+    events = []  # ("read", article) and ("write", articles) in the order they happened
+
+    real_iter_corpus = ingest_module.iter_corpus
+
+    def reading(folder):  # the real reader, noting each article as it is read
+        for item in real_iter_corpus(folder):
+            events.append(("read", item.article_id))
+            yield item
+
+    monkeypatch.setattr(ingest_module, "iter_corpus", reading)
+    store = open_store(tmp_path / "index", embedder)
+    write_articles = store.write_articles
+    monkeypatch.setattr(store, "write_articles", lambda batch: (events.append(("write", [a.article_id for a, *_ in batch])),
+                                                                 write_articles(batch)))
+    report = sync(seed_corpus, store, embedder, progress=False, group_size=2)
+    assert len(report.added) == 7
+    writes = [i for i, (kind, _) in enumerate(events) if kind == "write"]
+    reads = [i for i, (kind, _) in enumerate(events) if kind == "read"]
+    assert len(writes) >= 3 and writes[0] < reads[-1]  # written while the corpus is still being read
+    assert all(len(articles) <= 2 for kind, articles in events if kind == "write")  # one small article each

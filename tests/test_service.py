@@ -61,3 +61,19 @@ def test_filter_that_matches_nothing_says_so(seed_assistant):
 
 def test_article_count(seed_assistant):
     assert seed_assistant.article_count == 3
+
+
+def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_path, embedder, capsys):
+    from assistant.config import Settings
+    from assistant.ingest import ingest_lock, lock_path
+    from assistant.service import build_assistant
+
+    settings = Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index")
+    with ingest_lock(lock_path(settings)):  # another ingest is running: the app leaves the index to it
+        assistant = build_assistant(settings, embedder=embedder, ingest_if_empty=True)
+    assert assistant.store.chunk_count() == 0
+    assert "not ingesting at start-up: an ingest is already running" in capsys.readouterr().out
+    assistant = build_assistant(settings, embedder=embedder, ingest_if_empty=True)
+    assert assistant.article_count == 1 and "added 1" in capsys.readouterr().out
+    with ingest_lock(lock_path(settings)):  # and released it
+        pass
