@@ -4,6 +4,7 @@
     GET  /embed             a compact chat for an iframe on another site (`embed.html`)
     POST /api/ask           {"question", "history"?, "filters"?} → the CLI's `ask --json` object
     POST /api/ask/stream    the same as Server-Sent Events: `delta` pieces, then `answer`
+    POST /api/search        {"question", "history"?, "filters"?, "k"?} → ranked passages (`search --json`)
     GET  /api/health        whether the index answers, and what it holds
     GET  /api/openapi.json  the OpenAPI description (no docs page: Swagger UI would load from a CDN)
 
@@ -34,7 +35,7 @@ from .config import Settings
 from .errors import AssistantError, BadQuestion
 from .retrieve import Filters
 from .security import RateLimiter, guard, route_path
-from .service import Assistant, answer_to_dict
+from .service import Assistant, answer_to_dict, hit_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ class AskIn(BaseModel):
     question: str = Field(description="the question; folded to one line, at most ASSISTANT_MAX_QUESTION_CHARS")
     history: list[str] = Field(default=[], max_length=50, description="earlier questions of the same chat")
     filters: FiltersIn = FiltersIn()
+
+
+class SearchIn(AskIn):
+    k: int = Field(default=0, ge=0, le=50, description="how many passages; 0: ASSISTANT_TOP_K")
 
 
 class CitationOut(BaseModel):
@@ -213,6 +218,9 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
                                                     "impossible date, or a malformed request"},
               429: {"model": Problem, "description": "over the rate limit; see `Retry-After`"}}
 
+    def checked_search(body: SearchIn) -> SearchIn:
+        return checked(body)
+
     def filters(body: AskIn) -> Filters:
         f = body.filters
         return Filters(sources=tuple(f.sources), since=f.since, until=f.until)
@@ -256,6 +264,14 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
             for piece in pieces(result["answer"]):
                 yield ServerSentEvent(event="delta", data={"text": piece})
         yield ServerSentEvent(event="answer", data=result)
+
+    @app.post(f"{API}/search", response_model=list[PassageOut], dependencies=[Depends(rate_limited)],
+              responses=errors, summary="Ranked passages, without an answer")
+    def search(body: Annotated[SearchIn, Depends(checked_search)]) -> list[dict]:
+        try:
+            return [hit_to_dict(h) for h in assistant.search(body.question, body.history, filters(body), k=body.k or None)]
+        except AssistantError as exc:
+            raise HTTPException(503, detail=str(exc)) from None
 
     @app.get(f"{API}/health", response_model=Health, responses={503: {"model": Problem}})
     async def health():

@@ -162,15 +162,15 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     return report
 
 
-def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]]) -> int:
-    """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
-    returns the number of chunks. Overlapping chunks share sentences: each distinct sentence
-    of an article is embedded once."""
+def group_texts(group: list[tuple[Article, list[Chunk]]]) -> tuple[list[str], list[list[list[tuple[int, int, int]]]]]:
+    """What a group of articles embeds, in order: each chunk (with its title), each title, then each
+    distinct sentence of an article (chunks overlap, so they share sentences; each is embedded once).
+    Also, per article, per chunk: its sentences as (start, end, index in the texts), offsets within
+    the chunk."""
     texts = [embedding_text(c) for _, chunks in group for c in chunks]
-    n_chunks = len(texts)
     texts += [article.title or article.article_id for article, _ in group]
     slots: dict[tuple[str, int, int], int] = {}  # (article, start, end) in the article → index in texts
-    spans = []  # per article, per chunk: [(start, end, index in texts)], offsets within the chunk
+    spans: list[list[list[tuple[int, int, int]]]] = []
     for article, chunks in group:
         spans.append([])
         for c in chunks:
@@ -181,6 +181,14 @@ def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, 
                     slots[key] = len(texts)
                     texts.append(c.text[s:e])
                 spans[-1][-1].append((s, e, slots[key]))
+    return texts, spans
+
+
+def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]]) -> int:
+    """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
+    returns the number of chunks."""
+    texts, spans = group_texts(group)
+    n_chunks = sum(len(chunks) for _, chunks in group)
     vectors = _encode(embedder, texts)
     batch, offset = [], 0
     for i, (article, chunks) in enumerate(group):

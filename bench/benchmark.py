@@ -2,8 +2,9 @@
 
     python bench/benchmark.py [--corpus DIR] [--articles N] [--questions FILE]
 
-Prints ingest throughput against bare `SentenceTransformer.encode` of the same chunk
-texts (ratio; 1.0 means the pipeline costs nothing beyond the model), re-ingest of the
+Prints ingest throughput against bare `SentenceTransformer.encode` of everything it embeds
+(chunks, titles and the sentence vectors stored for answers; ratio: 1.0 means the pipeline costs
+nothing beyond the model), re-ingest of the
 unchanged corpus against the first ingest, and retrieval / answer latency p50/p95
 against a bare query embedding. Reads the corpus where it lies; copies nothing.
 """
@@ -24,13 +25,13 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.chunking import chunk_article, embedding_text, make_splitter  # noqa: E402
+from assistant.chunking import chunk_article, make_splitter  # noqa: E402
 from assistant.config import Settings  # noqa: E402
 from assistant.corpus import iter_corpus  # noqa: E402
 from assistant.embeddings import MiniLM  # noqa: E402
 from assistant.evaluate import read_questions  # noqa: E402
 from assistant.index import open_store  # noqa: E402
-from assistant.ingest import sync  # noqa: E402
+from assistant.ingest import group_texts, sync  # noqa: E402
 from assistant.schema import Article  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
@@ -69,8 +70,8 @@ def main() -> None:
         embedder.encode(["warm up the model"] * 64)
         articles = [a for a in iter_corpus(corpus) if isinstance(a, Article)]
         splitter = make_splitter(embedder.count_tokens)
-        texts = [embedding_text(c) for a in articles for c in chunk_article(a, splitter)]
-        texts += [a.title or a.article_id for a in articles]  # ingest also embeds each title
+        # Everything ingest embeds: each chunk with its title, each title, each distinct sentence.
+        texts, _ = group_texts([(a, chunk_article(a, splitter)) for a in articles])
 
         bare_s, _ = timed(lambda: embedder.encode(texts))
         store = open_store(work / "index", embedder)
@@ -94,8 +95,9 @@ def main() -> None:
         chunks = report.chunks_written
         figures = {
             "articles": len(articles), "chunks": chunks,
-            "bare_encode_chunks_per_s": round(len(texts) / bare_s, 1),
-            "ingest_chunks_per_s": round(len(texts) / ingest_s, 1),
+            "bare_encode_texts_per_s": round(len(texts) / bare_s, 1),
+            "texts_embedded": len(texts),
+            "ingest_texts_per_s": round(len(texts) / ingest_s, 1),
             "ingest_vs_bare_encode": round(bare_s / ingest_s, 3),
             "reingest_s": round(reingest_s, 3),
             "reingest_speedup_vs_first": round(ingest_s / reingest_s, 1),
@@ -108,8 +110,9 @@ def main() -> None:
             "threads_ingest": os.cpu_count(), "threads_serving": 1,
         }
         print(f"corpus: {args.corpus} ({len(articles)} articles, {chunks} chunks)")
-        print(f"ingest: {figures['ingest_chunks_per_s']} chunks/s vs bare encode {figures['bare_encode_chunks_per_s']}"
-              f" chunks/s → ratio {figures['ingest_vs_bare_encode']} (goal ≥ 0.85)")
+        print(f"ingest: {figures['ingest_texts_per_s']} texts/s vs bare encode {figures['bare_encode_texts_per_s']}"
+              f" texts/s of the same {len(texts)} texts (chunks, titles, sentences) → ratio "
+              f"{figures['ingest_vs_bare_encode']} (goal ≥ 0.85)")
         print(f"re-ingest unchanged: {reingest_s:.2f} s, {figures['reingest_speedup_vs_first']}× faster than the first")
         print(f"search: p50 {figures['search_p50_ms']} ms, p95 {figures['search_p95_ms']} ms "
               f"({figures['search_p50_vs_query_embed']}× a bare query embedding of {figures['query_embed_p50_ms']} ms)")

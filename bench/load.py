@@ -1,13 +1,16 @@
-"""Load test: concurrent clients asking the HTTP API (`POST /api/ask`) on loopback.
+"""Load test: concurrent clients on the HTTP API on loopback, answers (`POST /api/ask`) against
+retrieval alone (`POST /api/search`), one after the other in one run on the same app.
 
-    python bench/load.py --index /tmp/seed-index              # launches app.py on a free port, 50 clients, 60 s
+    python bench/load.py --index /tmp/seed-index              # launches app.py on a free port, 50 clients, 60 s each
     python bench/load.py --index /tmp/news-index --questions ../shared/eval/news/questions_dev.jsonl
+    python bench/load.py --index /tmp/news-index --app /tmp/before --endpoints ask   # an older commit's app
     python bench/load.py --url http://127.0.0.1:7860 --clients 20 --seconds 30
 
-Bounded: at most `--seconds` of load and `--max-requests` requests in all, loopback only (a
-`--url` that is not 127.0.0.1/localhost is refused). A launched app gets its rate limit raised
-(`ASSISTANT_RATE_LIMIT`), since one address sends everything. Prints p50/p95/p99 latency,
-throughput and every non-200 answer; exits non-zero if there was any.
+Bounded: at most `--seconds` of load per endpoint and `--max-requests` requests per endpoint,
+loopback only (a `--url` that is not 127.0.0.1/localhost is refused). A launched app gets its
+rate limit raised (`ASSISTANT_RATE_LIMIT`), since one address sends everything. Prints p50/p95/p99
+latency, throughput, answers/s over searches/s, and every non-200 answer; exits non-zero if
+there was any.
 """
 
 from __future__ import annotations
@@ -42,12 +45,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(index: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def launch(index: Path, log: Path, app: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "ASSISTANT_INDEX": str(index), "ASSISTANT_PORT": str(port), "ASSISTANT_HOST": "127.0.0.1",
            "ASSISTANT_RATE_LIMIT": "1000000/minute", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, str(app / "app.py")], cwd=app, env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -65,7 +68,7 @@ def launch(index: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 
 async def load(url: str, questions: list[str], clients: int, seconds: float,
-               max_requests: int) -> tuple[list[float], collections.Counter, list[str], float]:
+               max_requests: int, endpoint: str = "ask") -> tuple[list[float], collections.Counter, list[str], float]:
     latencies: list[float] = []
     statuses: collections.Counter = collections.Counter()
     failures: list[str] = []
@@ -81,7 +84,7 @@ async def load(url: str, questions: list[str], clients: int, seconds: float,
             i += 1
             start = time.perf_counter()
             try:
-                response = await http.post(f"{url}/api/ask", json={"question": question})
+                response = await http.post(f"{url}/api/{endpoint}", json={"question": question})
                 statuses[response.status_code] += 1
                 if response.status_code != 200:
                     failures.append(f"{response.status_code} {response.text[:200]}")
@@ -104,15 +107,21 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--index", type=Path, help="launch app.py on this built index")
     where.add_argument("--url", help="a running app on loopback, e.g. http://127.0.0.1:7860")
+    parser.add_argument("--app", type=Path, default=ROOT, help="the checkout whose app.py to launch (default: "
+                        "this one; an older commit's worktree for a before/after)")
+    parser.add_argument("--endpoints", default="search,ask", help="comma-separated, run in this order: search, ask")
     parser.add_argument("--questions", type=Path, help="a .jsonl file with a `question` per line (default: "
                         "questions about the sample article)")
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=60, help="per endpoint")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="per endpoint")
     args = parser.parse_args()
 
     questions = ([json.loads(line)["question"] for line in args.questions.read_text(encoding="utf-8").splitlines()
                   if line.strip()] if args.questions else QUESTIONS)
+    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    if not set(endpoints) <= {"ask", "search"}:
+        sys.exit("--endpoints: ask and/or search")
     proc = None
     if args.url:
         if urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -120,26 +129,36 @@ def main() -> None:
         url = args.url.rstrip("/")
     else:
         log = Path(tempfile.mkstemp(prefix="pd-load-", suffix=".log")[1])
-        proc, url = launch(args.index, log)
+        proc, url = launch(args.index, log, args.app)
+    results = {}
     try:
-        httpx.post(f"{url}/api/ask", json={"question": questions[0]}, timeout=120)  # warm-up, not counted
-        latencies, statuses, failures, elapsed = asyncio.run(
-            load(url, questions, args.clients, args.seconds, args.max_requests))
+        for endpoint in endpoints:
+            httpx.post(f"{url}/api/{endpoint}", json={"question": questions[0]}, timeout=120)  # warm-up, not counted
+            results[endpoint] = asyncio.run(load(url, questions, args.clients, args.seconds, args.max_requests,
+                                                 endpoint))
     finally:
         if proc:
             proc.terminate()
             proc.wait(timeout=20)
             log.unlink()  # the app's log only matters when it fails to start (shown then)
-    errors = sum(n for status, n in statuses.items() if status != 200)
-    figures = {"clients": args.clients, "seconds": round(elapsed, 1), "requests": sum(statuses.values()),
-               "ok": statuses.get(200, 0), "errors": errors, "throughput_rps": round(statuses.get(200, 0) / elapsed, 2),
-               **({f"p{p}_ms": round(percentile(latencies, p)) for p in (50, 95, 99)} if latencies else {}),
-               "statuses": {str(k): v for k, v in statuses.items()}}
-    print(f"{figures['clients']} clients, {figures['seconds']} s: {figures['ok']} answers, {errors} errors, "
-          f"{figures['throughput_rps']} answers/s; latency p50 {figures.get('p50_ms')} ms, "
-          f"p95 {figures.get('p95_ms')} ms, p99 {figures.get('p99_ms')} ms")
-    for failure in failures[:10]:
-        print("  error:", failure)
+    figures: dict = {"clients": args.clients, "app": str(args.app)}
+    errors = 0
+    for endpoint, (latencies, statuses, failures, elapsed) in results.items():
+        failed = sum(n for status, n in statuses.items() if status != 200)
+        errors += failed
+        f = {"seconds": round(elapsed, 1), "requests": sum(statuses.values()), "ok": statuses.get(200, 0),
+             "errors": failed, "throughput_rps": round(statuses.get(200, 0) / elapsed, 2),
+             **({f"p{p}_ms": round(percentile(latencies, p)) for p in (50, 95, 99)} if latencies else {}),
+             "statuses": {str(k): v for k, v in statuses.items()}}
+        figures[endpoint] = f
+        print(f"/api/{endpoint}: {args.clients} clients, {f['seconds']} s: {f['ok']} ok, {failed} errors, "
+              f"{f['throughput_rps']}/s; latency p50 {f.get('p50_ms')} ms, p95 {f.get('p95_ms')} ms, "
+              f"p99 {f.get('p99_ms')} ms")
+        for failure in failures[:10]:
+            print("  error:", failure)
+    if "ask" in figures and "search" in figures and figures["search"]["throughput_rps"]:
+        figures["answers_vs_searches"] = round(figures["ask"]["throughput_rps"] / figures["search"]["throughput_rps"], 2)
+        print(f"answers/s over searches/s: {figures['answers_vs_searches']} (goal ≥ 0.7)")
     print(json.dumps(figures))
     sys.exit(1 if errors else 0)
 

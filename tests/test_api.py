@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from assistant.api import build_api, build_server, embed_page, pieces
 from assistant.config import Settings
-from assistant.service import answer_to_dict
+from assistant.service import answer_to_dict, hit_to_dict
 from conftest import TRADE_QUESTION, free_port
 from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
 
@@ -61,6 +61,18 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
     cite = body["citations"][0]
     assert set(cite) == {"n", "article_id", "title", "source", "date", "url", "quote", "passage_rank"}
     assert cite["quote"] in body["passages"][cite["passage_rank"] - 1]["text"]
+
+
+def test_search_returns_the_cli_ranked_passages(client, seed_assistant):
+    r = client.post("/api/search", json={"question": TRADE_QUESTION})
+    assert r.status_code == 200
+    assert r.json() == [hit_to_dict(h) for h in seed_assistant.search(TRADE_QUESTION)]  # as `search --json`
+    assert "40.7 per cent" in r.json()[0]["text"] and len(r.json()) == seed_assistant.settings.top_k
+    two = client.post("/api/search", json={"question": "wheat harvest", "k": 2,
+                                           "filters": {"sources": ["Plains Daily"]}}).json()
+    assert len(two) == 1 and two[0]["source"] == "Plains Daily"  # one passage in that outlet
+    assert client.post("/api/search", json={"question": " "}).json()["detail"] == "Please type a question."
+    assert client.post("/api/search", json={"question": "q", "k": 500}).status_code == 422
 
 
 def test_ask_takes_history_and_filters(client):

@@ -27,3 +27,18 @@ def test_is_a_langchain_embeddings(embedder):
 def test_model_loads_lazily():
     model = MiniLM()
     assert "model" not in model.__dict__  # constructing it loads nothing
+
+
+def test_a_text_embedded_twice_in_a_row_in_one_thread_is_embedded_once(embedder):
+    import threading
+
+    first = embedder.encode(["How fast did China-Russia trade grow?"])
+    again = embedder.encode(["How fast did China-Russia trade grow?"])
+    assert np.array_equal(first, again) and again is not first
+    again[0, 0] = 9.0  # a copy: changing it changes nothing stored
+    assert np.array_equal(embedder.encode(["How fast did China-Russia trade grow?"]), first)
+    other = []
+    thread = threading.Thread(target=lambda: other.append(embedder.encode(["How fast did China-Russia trade grow?"])))
+    thread.start()
+    thread.join()
+    assert np.allclose(other[0], first, atol=1e-5)
