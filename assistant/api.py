@@ -5,7 +5,7 @@
     POST /api/ask           {"question", "history"?, "filters"?} → the CLI's `ask --json` object
     POST /api/ask/stream    the same as Server-Sent Events: `delta` pieces, then `answer`
     POST /api/search        {"question", "history"?, "filters"?, "k"?} → ranked passages (`search --json`)
-    GET  /api/health        whether the index answers, and what it holds
+    GET  /api/health        whether the index answers, and what it holds (never waits on answers)
     GET  /api/openapi.json  the OpenAPI description (no docs page: Swagger UI would load from a CDN)
 
 The embed page is our own, not Gradio's: Gradio's front end reads `localStorage`, which a
@@ -16,10 +16,12 @@ What else guards the server (paths, body size, headers, the shared rate limit) i
 `security.py`; README, "Security".
 """
 
+import asyncio
 import base64
 import hashlib
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Annotated, Iterator
@@ -28,11 +30,10 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from .config import Settings
-from .errors import AssistantError, BadQuestion
+from .errors import AssistantError, BadQuestion, Busy
 from .retrieve import Filters
 from .security import RateLimiter, guard, route_path
 from .service import Assistant, answer_to_dict, hit_to_dict
@@ -188,8 +189,8 @@ class ApiCors:
 # --- the app ---------------------------------------------------------------------------------
 
 def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | None = None) -> FastAPI:
-    """The API and the embed page, with CORS and the rate limit (`limiter`, shared with the chat
-    in `build_server`), without Gradio."""
+    """The API and the embed page, with CORS, the rate limit (`limiter`, shared with the chat in
+    `build_server`) and the answer slots (shared with the chat too), without Gradio."""
     # No docs pages: FastAPI's load Swagger UI and ReDoc from a CDN (a third party, and offline, broken).
     app = FastAPI(title="Policy Desk API", version="1",
                   description="Cited answers from the policy articles. Every `[n]` in an answer maps to "
@@ -202,6 +203,15 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
         wait = limiter.wait(request)
         if wait:
             raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=limiter.refusal(wait))
+
+    def answer_slot() -> Iterator[None]:
+        """Hold one of the answer slots the API shares with the chat until the response is sent
+        (a stream included); none free within ASSISTANT_ANSWER_WAIT: 503 with `Retry-After`."""
+        try:
+            with assistant.capacity.slot():
+                yield
+        except Busy as exc:
+            raise HTTPException(503, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
 
     def checked(body: AskIn) -> AskIn:
         f = body.filters
@@ -216,7 +226,10 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
     Ask = Annotated[AskIn, Depends(checked)]
     errors = {422: {"model": Problem, "description": "empty or over-long question or history item, "
                                                     "impossible date, or a malformed request"},
-              429: {"model": Problem, "description": "over the rate limit; see `Retry-After`"}}
+              429: {"model": Problem, "description": "over the rate limit; see `Retry-After`"},
+              503: {"model": Problem, "description": "every answer slot stayed taken (see `Retry-After`), "
+                                                     "or the index does not answer"}}
+    limited = [Depends(rate_limited), Depends(answer_slot)]  # the slot is taken only by requests within the limit
 
     def checked_search(body: SearchIn) -> SearchIn:
         return checked(body)
@@ -228,7 +241,7 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
     def answer(body: AskIn) -> dict:
         return answer_to_dict(assistant.ask(body.question, body.history, filters(body)))
 
-    @app.post(f"{API}/ask", response_model=AnswerOut, dependencies=[Depends(rate_limited)], responses=errors,
+    @app.post(f"{API}/ask", response_model=AnswerOut, dependencies=limited, responses=errors,
               summary="A cited answer", response_model_exclude_none=True)  # no `verification` without a model
     def ask(body: Ask) -> dict:
         try:
@@ -236,7 +249,7 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
         except AssistantError as exc:  # e.g. the index is not there
             raise HTTPException(503, detail=str(exc)) from None
 
-    @app.post(f"{API}/ask/stream", response_class=EventSourceResponse, dependencies=[Depends(rate_limited)],
+    @app.post(f"{API}/ask/stream", response_class=EventSourceResponse, dependencies=limited,
               responses=errors, summary="A cited answer as Server-Sent Events",
               description="Events: `delta` `{\"text\"}` pieces of the answer text, in order; then `answer` with "
                           "the same object as `/api/ask`; or `error` `{\"detail\"}`. With a language model the "
@@ -265,18 +278,22 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
                 yield ServerSentEvent(event="delta", data={"text": piece})
         yield ServerSentEvent(event="answer", data=result)
 
-    @app.post(f"{API}/search", response_model=list[PassageOut], dependencies=[Depends(rate_limited)],
-              responses=errors, summary="Ranked passages, without an answer")
+    @app.post(f"{API}/search", response_model=list[PassageOut], dependencies=limited, responses=errors,
+              summary="Ranked passages, without an answer")
     def search(body: Annotated[SearchIn, Depends(checked_search)]) -> list[dict]:
         try:
             return [hit_to_dict(h) for h in assistant.search(body.question, body.history, filters(body), k=body.k or None)]
         except AssistantError as exc:
             raise HTTPException(503, detail=str(exc)) from None
 
+    # Health has a thread of its own: it answers while every worker thread waits on an answer slot.
+    health_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health")
+
     @app.get(f"{API}/health", response_model=Health, responses={503: {"model": Problem}})
     async def health():
         try:
-            chunks = await run_in_threadpool(assistant.store.chunk_count)
+            chunks = await asyncio.wait_for(asyncio.wrap_future(health_thread.submit(assistant.store.chunk_count)),
+                                            timeout=5)
         except Exception as exc:
             log.warning("health check: the index does not answer: %s", exc)
             return JSONResponse({"detail": "The index does not answer."}, status_code=503)

@@ -33,6 +33,10 @@ class Settings:
     min_coverage: float = 0.4
     torch_threads: int = 1
     max_question_chars: int = 2000
+    # Answers (and searches) computed at once by the API and the chat together; 0: the core count.
+    max_answers: int = 0
+    # Seconds a question waits for one of those slots before it is told to come back (503).
+    answer_wait: float = 10.0
     # Shown under the chat; they suit the sample article. `ASSISTANT_EXAMPLES="a|b"`, or "" for none.
     examples: tuple[str, ...] = (
         "How much did trade between China and Russia grow?",
@@ -97,6 +101,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         min_coverage=get("ASSISTANT_MIN_COVERAGE", float, defaults.min_coverage),
         torch_threads=get("ASSISTANT_TORCH_THREADS", int, defaults.torch_threads),
         max_question_chars=get("ASSISTANT_MAX_QUESTION_CHARS", int, defaults.max_question_chars),
+        max_answers=get("ASSISTANT_MAX_ANSWERS", int, defaults.max_answers),
+        answer_wait=get("ASSISTANT_ANSWER_WAIT", float, defaults.answer_wait),
         examples=(tuple(e.strip() for e in env["ASSISTANT_EXAMPLES"].split("|") if e.strip())
                   if "ASSISTANT_EXAMPLES" in env else defaults.examples),
         embed_allowed_origins=get("EMBED_ALLOWED_ORIGINS", _origins, defaults.embed_allowed_origins),

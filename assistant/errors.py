@@ -6,7 +6,8 @@
     │   └── OutsideCorpus    a link to a file outside the corpus folder (reported, never followed)
     ├── IndexNotReady        no index yet, or the Chroma server cannot be reached
     ├── IngestRunning        another ingest holds the ingest lock
-    └── BadQuestion          empty, too long, or otherwise unusable question
+    ├── BadQuestion          empty, too long, or otherwise unusable question
+    └── Busy                 every answer slot is taken (capacity.py); try again in `retry_after` s
 """
 
 
@@ -40,3 +41,9 @@ class IngestRunning(AssistantError):
 
 class BadQuestion(AssistantError):
     pass
+
+
+class Busy(AssistantError):
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

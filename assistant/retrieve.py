@@ -43,6 +43,9 @@ class Lexical:
         from bm25s.tokenization import Tokenizer
 
         self.chunks = chunks
+        # Counted once here, so health checks and the page header cost nothing per request.
+        self.article_count = len({c.article_id for c in chunks})
+        self.sources = sorted({c.source for c in chunks if c.source})
         self.tokenizer = Tokenizer(stopwords="en", stemmer=stem)
         self.bm25 = bm25s.BM25()
         self.df = np.zeros(1)

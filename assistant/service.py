@@ -6,10 +6,12 @@ tests all talk to this one object. `*_to_dict` give the stable JSON shapes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 from .answer import Answerer, ExtractiveAnswerer, check_citations, closest_articles, refusal
+from .capacity import Capacity
 from .config import Settings
 from .embeddings import MiniLM
 from .errors import BadQuestion, IngestRunning
@@ -30,6 +32,8 @@ class Assistant:
     # With a language model: rewrites a follow-up into a standalone question before retrieval
     # (`ChatAnswerer.rewrite`); None: the rule-based `contextualize`.
     rewrite: Callable[[str, list[str]], str] | None = None
+    # The answer slots the API and the chat share (`capacity.Capacity`); the edges hold one per answer.
+    capacity: Capacity = field(default_factory=lambda: Capacity(os.cpu_count() or 1, 10.0))
 
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())  # folds newlines and tabs
@@ -118,11 +122,11 @@ class Assistant:
 
     @property
     def sources(self) -> list[str]:
-        return sorted({c.source for c in self.retriever.lexical.chunks if c.source})
+        return self.retriever.lexical.sources
 
     @property
     def article_count(self) -> int:
-        return len({c.article_id for c in self.retriever.lexical.chunks})
+        return self.retriever.lexical.article_count
 
 
 def build_assistant(settings: Settings, embedder: MiniLM | None = None,
@@ -141,13 +145,15 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
     retriever = Retriever(store, embedder)
     answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
                                   sentence_vectors=store.sentence_vectors)
+    capacity = Capacity(settings.max_answers or os.cpu_count() or 1, settings.answer_wait)
     if settings.llm == "extractive":
-        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
+        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer, capacity=capacity)
     from .generate import build_chat_answerer
 
     chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
                                weight=lambda term: retriever.lexical.idf(term))
-    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite)
+    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite,
+                     capacity=capacity)
 
 
 def hit_to_dict(hit: Hit) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from contextlib import nullcontext
 from typing import Iterator, Sequence
 
 from .errors import AssistantError
@@ -173,16 +174,18 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
                          {"role": "assistant", "content": "*Searching the articles…*"}]
     yield list(history), ""
     answer, draft = None, ""
+    capacity = getattr(assistant, "capacity", None)  # the answer slots shared with the API
     try:
-        stream = getattr(assistant, "ask_stream", None)
-        for piece in stream(question, earlier, filters) if stream else [assistant.ask(question, earlier, filters)]:
-            if isinstance(piece, str):  # a language model's draft, replaced by the checked answer
-                draft += piece
-                history[-1] = {"role": "assistant", "content": md_escape(draft) + " ▍"}
-                yield list(history), ""
-            else:
-                answer = piece
-    except AssistantError as exc:
+        with capacity.slot() if capacity else nullcontext():
+            stream = getattr(assistant, "ask_stream", None)
+            for piece in stream(question, earlier, filters) if stream else [assistant.ask(question, earlier, filters)]:
+                if isinstance(piece, str):  # a language model's draft, replaced by the checked answer
+                    draft += piece
+                    history[-1] = {"role": "assistant", "content": md_escape(draft) + " ▍"}
+                    yield list(history), ""
+                else:
+                    answer = piece
+    except AssistantError as exc:  # Busy included: "…every answer slot is taken. Please try again in 10 s."
         history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}
         yield history, ""
         return

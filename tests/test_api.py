@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from assistant.api import build_api, build_server, embed_page, pieces
 from assistant.config import Settings
+from assistant.capacity import Capacity
 from assistant.service import answer_to_dict, hit_to_dict
 from conftest import TRADE_QUESTION, free_port
 from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
@@ -467,6 +468,71 @@ def test_hostile_article_runs_nothing_in_the_chat_page(site, browser):
     assert page.evaluate("() => window.__pwned") is None
     w.close()
     assert w.dialogs == [] and w.errors == []
+
+
+def test_every_slot_taken_answers_503_with_retry_after_and_health_still_answers(seed_assistant, settings):
+    from dataclasses import replace
+
+    busy = replace(seed_assistant, capacity=Capacity(1, wait=0.2))
+    with TestClient(build_api(busy, settings)) as c:
+        with busy.capacity.slot():  # another answer holds the only slot
+            for path in ("/api/ask", "/api/ask/stream", "/api/search"):
+                r = c.post(path, json={"question": TRADE_QUESTION})
+                assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+                assert r.json()["detail"] == ("Many people are asking right now, and every answer slot is taken. "
+                                              "Please try again in 1 s.")
+            assert c.get("/api/health").json()["articles"] == 3
+        assert c.post("/api/ask", json={"question": TRADE_QUESTION}).status_code == 200  # given back
+        with c.stream("POST", "/api/ask/stream", json={"question": TRADE_QUESTION}) as r:
+            assert r.status_code == 200 and sse_events(r.read().decode())[-1][0] == "answer"
+        with busy.capacity.slot():  # the stream gave its slot back when it ended
+            pass
+
+
+@pytest.mark.slow
+def test_health_answers_at_once_while_every_worker_waits_for_a_slot(seed_assistant, settings):
+    from dataclasses import replace
+
+    busy = replace(seed_assistant, capacity=Capacity(1, wait=8))
+    server = Uvicorn(build_api(busy, settings))
+    try:
+        with busy.capacity.slot():
+            def ask():
+                with httpx.Client(timeout=30) as http:
+                    codes.append(http.post(server.url + "/api/ask", json={"question": TRADE_QUESTION}).status_code)
+
+            codes: list[int] = []
+            askers = [threading.Thread(target=ask) for _ in range(60)]  # more than the 40 worker threads
+            for t in askers:
+                t.start()
+            time.sleep(1.5)
+            started = time.monotonic()
+            health = httpx.get(server.url + "/api/health", timeout=5)
+            assert health.status_code == 200 and time.monotonic() - started < 1.0
+        for t in askers:
+            t.join(timeout=60)
+        assert set(codes) <= {200, 503} and len(codes) == 60
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_embed_shows_the_busy_message(seed_assistant, settings, browser):
+    from dataclasses import replace
+
+    busy = replace(seed_assistant, capacity=Capacity(1, wait=0.2))
+    server = Uvicorn(build_api(busy, settings))
+    try:
+        w = Watched(browser, viewport=(400, 600))
+        w.page.goto(server.url + "/embed")
+        with busy.capacity.slot():
+            answer = embed_ask(w.page, TRADE_QUESTION)
+            expect(answer.locator(".pd-error")).to_contain_text("every answer slot is taken. Please try again in 1 s.")
+        assert "40.7" in embed_ask(w.page, TRADE_QUESTION).inner_text()
+        w.close()
+        assert [e for e in w.errors if "503" not in e] == [] and w.dialogs == []
+    finally:
+        server.close()
 
 
 @pytest.mark.slow

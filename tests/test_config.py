@@ -51,3 +51,11 @@ def test_embedding_and_limit_settings():
                       ("ASSISTANT_QUEUE_SIZE", "0"), ("ASSISTANT_MAX_BODY_BYTES", "-5"), ("ASSISTANT_QUEUE_SIZE", "many")):
         with pytest.raises(ValueError, match=name):
             load_settings({name: bad})
+
+
+def test_capacity_and_refresh_settings():
+    s = load_settings({"ASSISTANT_MAX_ANSWERS": "3", "ASSISTANT_ANSWER_WAIT": "2.5", "ASSISTANT_REFRESH_SECONDS": "0"})
+    assert (s.max_answers, s.answer_wait, s.refresh_seconds) == (3, 2.5, 0.0)
+    assert (Settings().max_answers, Settings().answer_wait, Settings().refresh_seconds) == (0, 10.0, 5.0)
+    with pytest.raises(ValueError, match="ASSISTANT_MAX_ANSWERS"):
+        load_settings({"ASSISTANT_MAX_ANSWERS": "many"})

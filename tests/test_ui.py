@@ -108,3 +108,16 @@ def test_the_chat_takes_and_echoes_text_only():
 
     for chat, _ in respond(Echo(), "Where does he work?", history):
         assert "/etc/hostname" not in repr(chat) and "file" not in repr(chat)
+
+
+def test_respond_says_when_every_answer_slot_is_taken(seed_assistant):
+    from dataclasses import replace
+
+    from assistant.capacity import Capacity
+
+    busy = replace(seed_assistant, capacity=Capacity(1, wait=0.1))
+    with busy.capacity.slot():  # another answer holds the only slot
+        history, sources = list(respond(busy, "How much did trade between China and Russia grow?", []))[-1]
+    assert "every answer slot is taken. Please try again in 1 s." in history[-1]["content"] and sources == ""
+    history, _ = list(respond(busy, "How much did trade between China and Russia grow?", []))[-1]
+    assert "40.7 per cent" in history[-1]["content"]  # the slot was given back
