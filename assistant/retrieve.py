@@ -7,11 +7,12 @@ cannot diverge from the vectors; `refresh()` rebuilds it after an ingest.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
-import pickle
 import re
+import shutil
 import threading
 import time
 from datetime import date
@@ -60,43 +61,59 @@ class Lexical:
 
     # Building BM25 takes ~10 s at 100k chunks, most of an app's start-up, so it is cached beside
     # the index, named by the chunk ids in order: the same ids are the same texts (chunking.py).
+    # The cache is data that cannot run: bm25s's own files (JSON, numpy arrays read with
+    # allow_pickle=False), the tokenizer's vocabulary as JSON and `df` as a numpy array. Whoever
+    # can write the index folder can make the app rank badly, not run code; a file that does not
+    # load, or does not fit these chunks, is rebuilt.
     def _cache(self, cache_dir: Path | None) -> Path | None:
         if cache_dir is None:
             return None
         key = hashlib.sha256("\n".join(c.chunk_id for c in self.chunks).encode("utf-8")).hexdigest()[:24]
-        return Path(cache_dir) / f"bm25-{key}.pickle"
-
-    _TOKENIZER_STATE = ("word_to_stem", "stem_to_sid", "word_to_id")
+        return Path(cache_dir) / f"bm25-{key}"
 
     def _load(self, cache_dir: Path | None) -> bool:
+        import bm25s
+        from bm25s.tokenization import Tokenizer
+
         path = self._cache(cache_dir)
-        if path is None or not path.is_file():
+        if path is None or not path.is_dir():
             return False
         try:
-            # Our own file in our own index folder, written by _save below.
-            state = pickle.loads(path.read_bytes())
-            self.bm25, self.df = state["bm25"], state["df"]
-            for name in self._TOKENIZER_STATE:
-                setattr(self.tokenizer, name, state[name])
-            return True
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, AttributeError):  # damaged: rebuild
+            bm25 = bm25s.BM25.load(path, allow_pickle=False, mmap=False, show_progress=False)
+            bm25.vocab_dict = {int(k): int(v) for k, v in bm25.vocab_dict.items()}
+            bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
+            tokenizer = Tokenizer(stopwords="en", stemmer=stem)
+            tokenizer.load_vocab(path)
+            df = np.load(path / "df.npy", allow_pickle=False)
+            vocab = tokenizer.get_vocab_dict()
+            if (bm25.scores["num_docs"] != len(self.chunks) or df.ndim != 1 or len(df) != len(vocab)
+                    or len(bm25.vocab_dict) != len(vocab) or not all(isinstance(i, int) for i in vocab.values())):
+                raise ValueError("the cache does not fit these chunks")
+        except Exception as exc:  # damaged, foreign or from another version: rebuild
+            log.info("BM25 cache %s not used (%s): rebuilding", path.name, exc)
             return False
+        self.bm25, self.tokenizer, self.df = bm25, tokenizer, df
+        return True
 
     def _save(self, cache_dir: Path | None) -> None:
         path = self._cache(cache_dir)
         if path is None:
             return
-        state = {"bm25": self.bm25, "df": self.df,
-                 **{name: getattr(self.tokenizer, name) for name in self._TOKENIZER_STATE}}
-        partial = path.with_name(path.name + f".partial-{os.getpid()}")
+        partial = path.with_name(f"{path.name}.partial-{os.getpid()}-{threading.get_ident()}")
         try:
-            partial.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-            partial.replace(path)  # atomic: a reader sees a whole cache or none
-            for old in path.parent.glob("bm25-*.pickle"):
-                if old != path:
-                    old.unlink(missing_ok=True)
+            saved = copy.copy(self.bm25)  # indexed from token ids, its vocabulary maps int → int; JSON keys are str
+            saved.vocab_dict = {str(k): v for k, v in self.bm25.vocab_dict.items()}
+            saved.save(partial, allow_pickle=False, show_progress=False)
+            self.tokenizer.save_vocab(partial)
+            np.save(partial / "df.npy", self.df, allow_pickle=False)
+            if path.exists():  # one that did not load: out of the way first
+                path.rename(path.with_name(f"{partial.name}.bad"))
+            partial.rename(path)  # atomic: a reader sees a whole cache or none
+            for old in path.parent.glob("bm25-*"):  # older and bad caches, and the pickles of earlier versions
+                if old != path and (".partial-" not in old.name or old.name.endswith(".bad")):
+                    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         except OSError:  # a read-only index folder: run without the cache
-            partial.unlink(missing_ok=True)
+            shutil.rmtree(partial, ignore_errors=True)
 
     def search(self, query: str, n: int, filters: Filters) -> list[tuple[Chunk, float]]:
         if not self.chunks:

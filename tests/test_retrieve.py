@@ -1,3 +1,5 @@
+import shutil
+
 from assistant.index import where
 from assistant.retrieve import Lexical, Retriever, contextualize
 from assistant.schema import Filters
@@ -187,3 +189,51 @@ def test_a_count_change_without_a_new_generation_waits_to_settle(tmp_path, embed
     assert not retriever.refresh_if_changed(settle=60)  # an ingest may still be running
     assert retriever.refresh_if_changed(settle=0)
     assert {c.article_id for c in retriever.lexical.chunks} == {"a.md", "b.md"}
+
+
+class _Runs:
+    """Unpickling this runs code: it leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_bm25_cache_holds_no_code_and_a_bad_one_is_rebuilt(seed_assistant, tmp_path):
+    import pickle
+
+    import numpy as np
+
+    chunks = seed_assistant.store.all_chunks()
+    queries = ("Zuo Xiying", "trade between China and Russia", "wheat harvest Kansas")
+    built = Lexical(chunks, tmp_path)
+    expected = [built.search(q, 5, Filters()) for q in queries]
+    (cache,) = tmp_path.glob("bm25-*")
+    files = sorted(p.name for p in cache.iterdir())
+    assert files and all(name.endswith((".json", ".npy")) for name in files)
+    for npy in cache.glob("*.npy"):
+        assert np.load(npy, allow_pickle=False).dtype != object  # plain numbers, nothing to unpickle
+
+    marker = tmp_path / "ran"
+    # A cache whose array would run code when unpickled, and a pickle left by an earlier version.
+    np.save(cache / "data.csc.index.npy", np.array([_Runs(marker)], dtype=object), allow_pickle=True)
+    (tmp_path / "bm25-0123456789abcdef01234567.pickle").write_bytes(pickle.dumps(_Runs(marker)))
+    rebuilt = Lexical(chunks, tmp_path)
+    assert not marker.exists()
+    assert [rebuilt.search(q, 5, Filters()) for q in queries] == expected
+    assert [p.name for p in tmp_path.glob("bm25-*")] == [cache.name]  # rebuilt in place; the pickle is gone
+    assert Lexical(chunks, tmp_path)._load(tmp_path)  # the rebuilt cache loads
+
+    for damage in ("vocab.tokenizer.json", "params.index.json"):
+        (cache / damage).write_text("{not json")
+        assert [Lexical(chunks, tmp_path).search(q, 5, Filters()) for q in queries] == expected
+    # A well-formed cache of other chunks under this name: it does not fit, so it is rebuilt.
+    other = tmp_path / "other"
+    Lexical(chunks[:-1], other)
+    shutil.rmtree(cache)
+    next(other.glob("bm25-*")).rename(cache)
+    assert not Lexical(chunks, tmp_path.parent / "nowhere")._load(tmp_path)
+    assert [Lexical(chunks, tmp_path).search(q, 5, Filters()) for q in queries] == expected
+    assert not marker.exists()
