@@ -196,7 +196,7 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
                   description="Cited answers from the policy articles. Every `[n]` in an answer maps to "
                               "the citation numbered `n`, whose quote is verbatim from the stored article.",
                   docs_url=None, redoc_url=None, openapi_url=f"{API}/openapi.json")
-    limiter = limiter or RateLimiter(settings.rate_limit, settings.trust_proxy)
+    limiter = limiter or RateLimiter(settings.rate_limit, settings.trust_proxy, settings.rate_limit_storage)
     origins = settings.embed_allowed_origins
 
     def rate_limited(request: Request) -> None:
@@ -328,7 +328,7 @@ def build_server(assistant: Assistant, settings: Settings) -> FastAPI:
     else:
         log.warning("EMBED_ALLOWED_ORIGINS is not set: any site may frame /embed; "
                     "no other site may call /api/* from a browser")
-    limiter = RateLimiter(settings.rate_limit, settings.trust_proxy)
+    limiter = RateLimiter(settings.rate_limit, settings.trust_proxy, settings.rate_limit_storage)
     server = mount_chat(build_api(assistant, settings, limiter), assistant, settings.examples, settings.root_path,
                         limiter=limiter, queue_size=settings.queue_size)
     return guard(server, paths=API_PATHS + CHAT_PATHS, text_prefixes=(f"{API}/", CHAT_API),

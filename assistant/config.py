@@ -49,6 +49,9 @@ class Settings:
     # Questions per client address, counted together on `/api/ask*` and the chat, in the
     # `limits` notation ("20/minute; 200/day").
     rate_limit: str = "20/minute"
+    # Where those counts live (the `limits` library's storage URI): `memory://`, this process only;
+    # `redis://host:port` shared by every app process that names the same Redis.
+    rate_limit_storage: str = "memory://"
     # Chat questions waiting for one of the 2 answer slots; one more is told "busy, try again".
     queue_size: int = 32
     # Larger request bodies get 413 before they are read (the longest chat turn is far smaller).
@@ -109,6 +112,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         rate_limit=get("ASSISTANT_RATE_LIMIT", _rate_limit, defaults.rate_limit),
         queue_size=get("ASSISTANT_QUEUE_SIZE", _positive, defaults.queue_size),
         max_body_bytes=get("ASSISTANT_MAX_BODY_BYTES", _positive, defaults.max_body_bytes),
+        rate_limit_storage=get("ASSISTANT_RATE_LIMIT_STORAGE", _limit_storage, defaults.rate_limit_storage),
         trust_proxy=get("TRUST_PROXY", _flag, defaults.trust_proxy),
         root_path=get("ASSISTANT_ROOT_PATH", _root_path, defaults.root_path),
         llm=get("ASSISTANT_LLM", _llm, defaults.llm),
@@ -146,6 +150,12 @@ def _positive(raw: str) -> int:
     if value < 1:
         raise ValueError("a whole number of at least 1")
     return value
+
+
+def _limit_storage(raw: str) -> str:
+    if re.match(r"^(memory://$|redis://\S+|rediss://\S+|redis\+unix://\S+)", raw):
+        return raw
+    raise ValueError("use memory:// or redis://host:port (rediss://, redis+unix:// also work)")
 
 
 def _llm(raw: str) -> str:

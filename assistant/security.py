@@ -13,6 +13,7 @@ with Starlette's request body limit).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from typing import Iterable
@@ -21,31 +22,40 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 1_000_000
 
 
 class RateLimiter:
-    """Per-key moving-window limits (`limits`, in memory: one server process).
+    """Per-key moving-window limits (`limits`), counted in `storage`: `memory://` (this process)
+    or `redis://host:port` (every app process using that Redis shares the counts).
 
     `hit(key)` counts a question and returns 0, or the seconds to wait when over a limit;
     `wait(request)` does the same for the request's client address."""
 
-    def __init__(self, rate: str, trust_proxy: bool = False):
+    def __init__(self, rate: str, trust_proxy: bool = False, storage: str = "memory://"):
         import limits
-        from limits.storage import MemoryStorage
+        from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
         self.items = limits.parse_many(rate)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage))
         self.trust_proxy = trust_proxy
 
     def hit(self, key: str) -> int:
-        full = [item for item in self.items if not self.limiter.test(item, key)]
-        if not full:
-            for item in self.items:
-                self.limiter.hit(item, key)
+        try:
+            full = [item for item in self.items if not self.limiter.test(item, key)]
+            if not full:
+                for item in self.items:
+                    self.limiter.hit(item, key)
+                return 0
+            reset = max(self.limiter.get_window_stats(item, key).reset_time for item in full)
+        except Exception as exc:  # the shared store is down: serve rather than refuse everyone
+            log.error("rate limit storage %s does not answer (%s): request not counted",
+                      self.storage.split("@")[-1], exc)
             return 0
-        reset = max(self.limiter.get_window_stats(item, key).reset_time for item in full)
         return max(1, math.ceil(reset - time.time()))
 
     def wait(self, request) -> int:

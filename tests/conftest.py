@@ -115,6 +115,32 @@ def chroma_server(tmp_path) -> tuple[str, int]:
         stop(proc)
 
 
+@pytest.fixture
+def redis_server(tmp_path) -> str:
+    """A real `redis-server` (Debian's package) on a free loopback port, no disk persistence:
+    its `redis://` URL once it answers PING. Fails (never skips) when it cannot start."""
+    port = free_port()
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not answer on port {port}")
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
 def stop(proc: subprocess.Popen, grace: float = 10) -> None:
     """Terminate `proc`, killing it if it has not exited after `grace` seconds."""
     proc.terminate()

@@ -536,6 +536,30 @@ def test_embed_shows_the_busy_message(seed_assistant, settings, browser):
 
 
 @pytest.mark.slow
+def test_a_limit_in_redis_holds_across_two_app_processes(seed_index, redis_server, tmp_path):
+    from test_app import launched
+
+    env = {"ASSISTANT_RATE_LIMIT": "3/minute", "ASSISTANT_RATE_LIMIT_STORAGE": redis_server,
+           "ASSISTANT_REFRESH_SECONDS": "0"}
+    corpus = seed_index.parent / "corpus"
+    with launched(corpus, seed_index, tmp_path / "a.log", **env) as a, \
+            launched(corpus, seed_index, tmp_path / "b.log", **env) as b:
+        question = {"question": "Who is Liu Weidong?"}
+        codes = [httpx.post(url + "/api/ask", json=question, timeout=60).status_code for url in (a, b, a, b, a)]
+        assert codes == [200, 200, 200, 429, 429]  # 3 a minute in all, not 3 per process
+        refused = httpx.post(b + "/api/search", json=question, timeout=60)
+        assert refused.status_code == 429 and "3 questions per minute" in refused.json()["detail"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_a_limit_store_that_does_not_answer_counts_nothing_and_refuses_nobody(seed_assistant, settings, caplog):
+    nowhere = f"redis://127.0.0.1:{free_port()}"  # nobody listens there
+    with TestClient(build_api(seed_assistant, settings.with_(rate_limit="1/minute", rate_limit_storage=nowhere))) as c:
+        assert [c.post("/api/search", json={"question": "wheat"}).status_code for _ in range(3)] == [200, 200, 200]
+    assert f"rate limit storage {nowhere}" in caplog.text and "does not answer" in caplog.text
+
+
+@pytest.mark.slow
 def test_embed_shows_the_rate_limit_message(seed_assistant, settings, browser):
     server = Uvicorn(build_api(seed_assistant, settings.with_(rate_limit="1/minute")))
     try:

@@ -59,3 +59,11 @@ def test_capacity_and_refresh_settings():
     assert (Settings().max_answers, Settings().answer_wait, Settings().refresh_seconds) == (0, 10.0, 5.0)
     with pytest.raises(ValueError, match="ASSISTANT_MAX_ANSWERS"):
         load_settings({"ASSISTANT_MAX_ANSWERS": "many"})
+
+
+def test_rate_limit_storage_setting():
+    assert Settings().rate_limit_storage == "memory://"
+    assert load_settings({"ASSISTANT_RATE_LIMIT_STORAGE": "redis://10.0.0.5:6379"}).rate_limit_storage == \
+        "redis://10.0.0.5:6379"
+    with pytest.raises(ValueError, match="ASSISTANT_RATE_LIMIT_STORAGE"):
+        load_settings({"ASSISTANT_RATE_LIMIT_STORAGE": "mongodb://x"})
