@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from functools import cached_property
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from langchain_core.embeddings import Embeddings
 
@@ -23,9 +24,11 @@ class MiniLM(Embeddings):
 
     def __init__(self, threads: int | None = 1):
         self.threads = threads
-        # Each thread's last single text and its vector: a question is embedded for retrieval and
-        # again, in the same thread, when its answer is scored (answer.py); the second time is free.
-        self._last = threading.local()
+        # Inside `remembering()`: this thread's single texts and their vectors. A question is
+        # embedded for retrieval and again when its answer is scored (answer.py); within one
+        # request the second time is free. Never across requests: a benchmark repeating questions
+        # would otherwise measure a cache.
+        self._recent = threading.local()
 
     @cached_property
     def model(self):
@@ -53,9 +56,9 @@ class MiniLM(Embeddings):
         """Normalised float32 vectors, shape (len(texts), dimension)."""
         texts = list(texts)
         one = texts[0] if len(texts) == 1 else None
-        last = getattr(self._last, "pair", None)
-        if one is not None and last is not None and last[0] == one:
-            return last[1].copy()
+        recent = getattr(self._recent, "texts", None)
+        if one is not None and recent is not None and one in recent:
+            return recent[one].copy()
         vectors = self.model.encode(
             texts,
             batch_size=BATCH_SIZE,
@@ -63,9 +66,18 @@ class MiniLM(Embeddings):
             convert_to_numpy=True,
             show_progress_bar=progress,
         )
-        if one is not None:
-            self._last.pair = (one, vectors.copy())
+        if one is not None and recent is not None:
+            recent[one] = vectors.copy()
         return vectors
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Within the block (one request), this thread embeds each single text once."""
+        self._recent.texts = {}
+        try:
+            yield
+        finally:
+            self._recent.texts = None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode(texts).tolist()

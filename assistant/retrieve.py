@@ -58,6 +58,11 @@ class Lexical:
                                   minlength=len(self.tokenizer.get_vocab_dict()))
             self._save(cache_dir)
         self.vocab = self.tokenizer.get_vocab_dict()
+        # Each term's weight, computed once: an answer asks for ~800 of them (answer.py's signals).
+        n = len(chunks)
+        self._idf = {term: float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+                     for term, df in zip(self.vocab, self.df[list(self.vocab.values())].tolist())} if chunks else {}
+        self._unseen_idf = float(np.log(1 + (n + 0.5) / 0.5))
 
     # Building BM25 takes ~10 s at 100k chunks, most of an app's start-up, so it is cached beside
     # the index, named by the chunk ids in order: the same ids are the same texts (chunking.py).
@@ -126,9 +131,7 @@ class Lexical:
 
     def idf(self, term: str) -> float:
         """Rare terms weigh more; a term the corpus never uses weighs most."""
-        n = len(self.chunks)
-        df = self.df[self.vocab[term]] if term in self.vocab else 0
-        return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return self._idf.get(term, self._unseen_idf)
 
     def coverage(self, question: str, passage: str) -> float:
         """Share of the question's meaning-bearing terms (IDF-weighted) found in the passage;

@@ -72,19 +72,22 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[str] = (), filters: Filters = Filters()) -> Answer:
         """Answer `question`; `history` holds the earlier questions of the same chat."""
-        query = self.query(question, history)
-        return self.respond(query, self.retriever.search(query, self.settings.top_k, filters), filters)
+        with self.retriever.embedder.remembering():  # the question is embedded once, not again to answer
+            query = self.query(question, history)
+            return self.respond(query, self.retriever.search(query, self.settings.top_k, filters), filters)
 
     def ask_stream(self, question: str, history: Sequence[str] = (),
                    filters: Filters = Filters()) -> Iterator[str | Answer]:
         """`ask`, streaming: a generating answerer's draft as str pieces, then the checked `Answer`
         (which replaces the draft). The extractive answerer yields the `Answer` alone."""
-        query = self.query(question, history)
-        hits = self.retriever.search(query, self.settings.top_k, filters)
-        stream = getattr(self.answerer, "stream", None)
-        early = self._refuse(query, hits, filters)
-        if early is not None or stream is None:
-            yield early or self.respond(query, hits, filters)
+        with self.retriever.embedder.remembering():  # not across a yield: the next step may run in another thread
+            query = self.query(question, history)
+            hits = self.retriever.search(query, self.settings.top_k, filters)
+            stream = getattr(self.answerer, "stream", None)
+            early = self._refuse(query, hits, filters)
+            whole = early or (self.respond(query, hits, filters) if stream is None else None)
+        if whole is not None:
+            yield whole
             return
         for piece in stream(query, hits):
             yield check_citations(piece, self.store.article_text) if isinstance(piece, Answer) else piece

@@ -29,16 +29,26 @@ def test_model_loads_lazily():
     assert "model" not in model.__dict__  # constructing it loads nothing
 
 
-def test_a_text_embedded_twice_in_a_row_in_one_thread_is_embedded_once(embedder):
+def test_a_question_is_embedded_once_per_request(embedder, monkeypatch):
     import threading
 
-    first = embedder.encode(["How fast did China-Russia trade grow?"])
-    again = embedder.encode(["How fast did China-Russia trade grow?"])
-    assert np.array_equal(first, again) and again is not first
-    again[0, 0] = 9.0  # a copy: changing it changes nothing stored
-    assert np.array_equal(embedder.encode(["How fast did China-Russia trade grow?"]), first)
-    other = []
-    thread = threading.Thread(target=lambda: other.append(embedder.encode(["How fast did China-Russia trade grow?"])))
-    thread.start()
-    thread.join()
-    assert np.allclose(other[0], first, atol=1e-5)
+    question = "How fast did China-Russia trade grow?"
+    calls = []
+    real = embedder.model.encode
+    monkeypatch.setattr(embedder.model, "encode", lambda texts, **kw: (calls.append(list(texts)), real(texts, **kw))[1])
+    with embedder.remembering():
+        first = embedder.encode([question])
+        embedder.encode(["Another lone sentence.", "and a batch"])
+        again = embedder.encode([question])
+        assert np.array_equal(first, again) and again is not first
+        again[0, 0] = 9.0  # a copy: changing it changes nothing remembered
+        assert np.array_equal(embedder.encode([question]), first)
+        other = []  # another thread remembers nothing of this one
+        thread = threading.Thread(target=lambda: other.append(embedder._recent.__dict__.get("texts")))
+        thread.start()
+        thread.join()
+        assert other == [None]
+    assert calls == [[question], ["Another lone sentence.", "and a batch"]]  # the question once
+    assert embedder._recent.texts is None  # nothing kept across requests
+    embedder.encode([question])
+    assert len(calls) == 3
