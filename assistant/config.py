@@ -46,12 +46,12 @@ class Settings:
     # Sites that may frame `/embed` and call `/api/*` from a browser (`EMBED_ALLOWED_ORIGINS`,
     # comma-separated `scheme://host[:port]`); empty: any site may frame it, no CORS.
     embed_allowed_origins: tuple[str, ...] = ()
-    # Questions per client address, counted together on `/api/ask*` and the chat, in the
-    # `limits` notation ("20/minute; 200/day").
+    # Questions per client address, counted together on `/api/ask*`, `/api/search` and the chat, in
+    # the `limits` notation ("20/minute; 200/day").
     rate_limit: str = "20/minute"
     # Where those counts live (the `limits` library's storage URI): `memory://`, this process only;
-    # `redis://host:port` shared by every app process that names the same Redis.
-    rate_limit_storage: str = "memory://"
+    # `redis://host:port` shared by every app process that names the same Redis (may hold a password).
+    rate_limit_storage: str = field(default="memory://", repr=False)
     # Chat questions waiting for one of the 2 answer slots; one more is told "busy, try again".
     queue_size: int = 32
     # Larger request bodies get 413 before they are read (the longest chat turn is far smaller).
