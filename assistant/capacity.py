@@ -21,6 +21,19 @@ class Capacity:
         self.wait = max(0.0, wait)
         self._free = threading.BoundedSemaphore(self.slots)
 
+    def acquire(self) -> bool:
+        """Take a slot, waiting up to `wait` seconds; False when none came free."""
+        return self._free.acquire(timeout=self.wait)
+
+    def release(self) -> None:
+        self._free.release()
+
+    def busy(self) -> Busy:
+        """The error for a request that got no slot: a sentence a person understands."""
+        retry = max(1, math.ceil(self.wait))
+        return Busy(f"Many people are asking right now, and every answer slot is taken. "
+                    f"Please try again in {retry} s.", retry_after=retry)
+
     @contextmanager
     def slot(self) -> Iterator[None]:
         """Hold a slot for the block.
@@ -28,11 +41,9 @@ class Capacity:
         Raises:
             Busy: no slot came free within `wait` seconds.
         """
-        if not self._free.acquire(timeout=self.wait):
-            retry = max(1, math.ceil(self.wait))
-            raise Busy(f"Many people are asking right now, and every answer slot is taken. "
-                       f"Please try again in {retry} s.", retry_after=retry)
+        if not self.acquire():
+            raise self.busy()
         try:
             yield
         finally:
-            self._free.release()
+            self.release()
