@@ -490,19 +490,20 @@ def test_every_slot_taken_answers_503_with_retry_after_and_health_still_answers(
 
 
 @pytest.mark.slow
-def test_health_answers_at_once_while_every_worker_waits_for_a_slot(seed_assistant, settings):
+def test_health_answers_at_once_and_waiting_requests_starve_no_answer(seed_assistant, settings):
     from dataclasses import replace
 
-    busy = replace(seed_assistant, capacity=Capacity(1, wait=8))
+    busy = replace(seed_assistant, capacity=Capacity(1, wait=60))
     server = Uvicorn(build_api(busy, settings))
     try:
-        with busy.capacity.slot():
-            def ask():
-                with httpx.Client(timeout=30) as http:
-                    codes.append(http.post(server.url + "/api/ask", json={"question": TRADE_QUESTION}).status_code)
+        codes: list[int] = []
 
-            codes: list[int] = []
-            askers = [threading.Thread(target=ask) for _ in range(60)]  # more than the 40 worker threads
+        def ask():
+            with httpx.Client(timeout=120) as http:
+                codes.append(http.post(server.url + "/api/ask", json={"question": TRADE_QUESTION}).status_code)
+
+        askers = [threading.Thread(target=ask) for _ in range(60)]  # more than the 40 worker threads
+        with busy.capacity.slot():
             for t in askers:
                 t.start()
             time.sleep(1.5)
@@ -510,8 +511,9 @@ def test_health_answers_at_once_while_every_worker_waits_for_a_slot(seed_assista
             health = httpx.get(server.url + "/api/health", timeout=5)
             assert health.status_code == 200 and time.monotonic() - started < 1.0
         for t in askers:
-            t.join(timeout=60)
-        assert set(codes) <= {200, 503} and len(codes) == 60
+            t.join(timeout=120)
+        # Waiting for the slot takes no worker thread, so the answers holding it always get one.
+        assert codes == [200] * 60
     finally:
         server.close()
 
