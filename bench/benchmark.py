@@ -64,7 +64,7 @@ def main() -> None:
         corpus.mkdir()
         files = sorted(p for p in args.corpus.rglob("*") if p.is_file() and not p.name.startswith("."))
         for path in files[: args.articles or None]:
-            (corpus / path.name).symlink_to(path.resolve())  # a view of the corpus, nothing copied
+            shutil.copy(path, corpus / path.name)  # a temporary copy: ingest follows no link out of its folder
 
         embedder = MiniLM(threads=None)  # ingest is a batch job: all cores, as `python -m assistant ingest`
         embedder.encode(["warm up the model"] * 64)

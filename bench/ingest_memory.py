@@ -3,8 +3,8 @@
     python bench/ingest_memory.py [--corpus DIR] [--base 50] [--copies 10] [--full] [--repo OLD_CHECKOUT]
 
 Ingests the first `--base` articles of the corpus, then `--copies` copies of them (each copy a
-folder of links to the same files: the same texts as new articles, nothing copied), each into a
-fresh index, and prints each run's peak RSS, with the ratio of the large run to the small one:
+folder of temporary copies: the same texts as new articles; ingest follows no link out of its
+folder), each into a fresh index, and prints each run's peak RSS, with the ratio of the large run to the small one:
 near 1 when memory is bounded by the embedding group, near `--copies` when it grows with the
 corpus. `--full` adds the whole corpus. Reads the corpus where it lies.
 """
@@ -26,12 +26,12 @@ NEWS = ROOT.parent / "shared" / "eval" / "news" / "corpus"
 
 
 def view(files: list[Path], folder: Path, copies: int = 1) -> Path:
-    """A corpus folder of links to `files`, `copies` times over (copy k in sub-folder k)."""
+    """A corpus folder holding `files`, `copies` times over (copy k in sub-folder k)."""
     for k in range(copies):
         part = folder / f"copy-{k:02d}" if copies > 1 else folder
         part.mkdir(parents=True, exist_ok=True)
         for path in files:
-            (part / path.name).symlink_to(path.resolve())
+            shutil.copy(path, part / path.name)
     return folder
 
 
@@ -68,7 +68,7 @@ def main() -> None:
         runs[f"{args.copies}x copies"] = ingest(view(files[:args.base], work / "large", args.copies), work / "i2",
                                                 args.repo)
         if args.full:
-            runs[f"whole corpus ({len(files)} files)"] = ingest(args.corpus, work / "i3", args.repo)
+            runs[f"whole corpus ({len(files)} files)"] = ingest(view(files, work / "full"), work / "i3", args.repo)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for name, run in runs.items():

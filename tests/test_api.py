@@ -544,8 +544,8 @@ def test_a_limit_in_redis_holds_across_two_app_processes(seed_index, redis_serve
     env = {"ASSISTANT_RATE_LIMIT": "3/minute", "ASSISTANT_RATE_LIMIT_STORAGE": redis_server,
            "ASSISTANT_REFRESH_SECONDS": "0"}
     corpus = seed_index.parent / "corpus"
-    with launched(corpus, seed_index, tmp_path / "a.log", **env) as a, \
-            launched(corpus, seed_index, tmp_path / "b.log", **env) as b:
+    with launched(tmp_path / "a", env, corpus=corpus, index=seed_index) as (a, _), \
+            launched(tmp_path / "b", env, corpus=corpus, index=seed_index) as (b, _):
         question = {"question": "Who is Liu Weidong?"}
         codes = [httpx.post(url + "/api/ask", json=question, timeout=60).status_code for url in (a, b, a, b, a)]
         assert codes == [200, 200, 200, 429, 429]  # 3 a minute in all, not 3 per process

@@ -81,7 +81,7 @@ def launched(base: Path, env: dict[str, str] | None = None, corpus: Path | None 
             if time.monotonic() > deadline:
                 pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
             time.sleep(0.5)
-        yield url
+        yield url, log_path
     finally:
         proc.terminate()
         try:
