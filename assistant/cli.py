@@ -1,4 +1,4 @@
-"""`python -m assistant ingest|status|search|ask|eval`: a stable contract for scripts."""
+"""`python -m assistant ingest|status|search|ask|feedback|eval`: a stable contract for scripts."""
 
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         _filter_args(p)
         if name == "search":
             p.add_argument("-k", type=_passages, default=None, help=f"how many passages, 1 to {MAX_K} (default 5)")
+
+    p = command("feedback", _feedback, "readers' feedback on answers, newest first")
+    p.add_argument("--since", default="", help="only feedback given on or after YYYY-MM-DD (UTC)")
+    p.add_argument("--json", action="store_true")
 
     p = command("eval", _eval, "retrieval and answer scores on question sets (pooled when several)")
     p.add_argument("--questions", type=Path, required=True, nargs="+", help=".jsonl question sets")
@@ -170,8 +174,26 @@ def _ask(args, settings: Settings) -> int:
             for line in _verification_lines(result.get("verification")):
                 print(line)
             for c in result["citations"]:
-                print(f"\n[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'undated'} {c['url']}")
+                print(f"\n[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'date unknown'} {c['link'] or c['url']}")
                 print("    “" + " ".join(c["quote"].split()) + "”")
+    return 0
+
+
+def _feedback(args, settings: Settings) -> int:
+    from .feedback import FeedbackStore, entry_lines, feedback_path
+
+    path = feedback_path(settings)
+    entries = FeedbackStore(path).entries(since=args.since)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=1))
+    elif not entries:
+        print(f"No feedback{' since ' + args.since if args.since else ''} in {path}.")
+    else:
+        ups = sum(e.rating == "up" for e in entries)
+        print(f"{len(entries)} entries ({ups} 👍, {len(entries) - ups} 👎) in {path}, newest first:")
+        for e in entries:
+            print()
+            print("\n".join(entry_lines(e)))
     return 0
 
 

@@ -20,6 +20,8 @@ class Settings:
     # The file an ingest holds locked (flock) while it runs; default `index_dir/ingest.lock`,
     # or a per-server file in the temp folder in server mode.
     ingest_lock: Path | None = None
+    # Readers' feedback (SQLite); default `index_dir/feedback.sqlite3` (`feedback.feedback_path`).
+    feedback_db: Path | None = None
     embed_group: int = 1024  # chunks embedded, then written to Chroma, together
     # How often a running app checks the index for an ingest's changes (seconds; 0: never).
     refresh_seconds: float = 5.0
@@ -95,6 +97,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         chroma_port=get("CHROMA_PORT", int, defaults.chroma_port),
         chroma_auth_token=get("CHROMA_AUTH_TOKEN", str, defaults.chroma_auth_token),
         ingest_lock=get("ASSISTANT_INGEST_LOCK", Path, defaults.ingest_lock),
+        feedback_db=get("ASSISTANT_FEEDBACK_DB", Path, defaults.feedback_db),
         embed_group=get("ASSISTANT_EMBED_GROUP", int, defaults.embed_group),
         refresh_seconds=get("ASSISTANT_REFRESH_SECONDS", float, defaults.refresh_seconds),
         host=get("ASSISTANT_HOST", str, defaults.host),

@@ -7,7 +7,9 @@
     ├── IndexNotReady        no index yet, or the Chroma server cannot be reached
     ├── IngestRunning        another ingest holds the ingest lock
     ├── BadQuestion          empty, too long, or otherwise unusable question
-    └── Busy                 every answer slot is taken (capacity.py); try again in `retry_after` s
+    ├── Busy                 every answer slot is taken (capacity.py); try again in `retry_after` s
+    ├── BadFeedback          a reader's feedback that cannot be stored as sent (too long, unknown rating)
+    └── FeedbackFull         the feedback database reached its size cap
 """
 
 
@@ -47,3 +49,11 @@ class Busy(AssistantError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BadFeedback(AssistantError):
+    pass
+
+
+class FeedbackFull(AssistantError):
+    pass

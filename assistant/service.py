@@ -19,6 +19,7 @@ from .index import Store, open_index
 from .ingest import ingest_lock, lock_path, sync
 from .retrieve import Retriever, contextualize
 from .schema import Answer, Filters, Hit
+from .share import quote_link
 
 HISTORY_KEPT = 3  # earlier questions a follow-up may lean on (the rule uses 1, a model's rewrite 3)
 
@@ -177,7 +178,8 @@ def answer_to_dict(answer: Answer) -> dict:
         **({"verification": verification_to_dict(answer)} if "verification" in answer.extra else {}),
         "citations": [{"n": c.n, "article_id": c.hit.chunk.article_id, "title": c.hit.chunk.title,
                        "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": c.hit.chunk.url,
-                       "quote": c.quote, "passage_rank": c.hit.rank} for c in answer.citations],
+                       "quote": c.quote, "link": quote_link(c.hit.chunk.url, c.quote),
+                       "passage_rank": c.hit.rank} for c in answer.citations],
         "passages": [hit_to_dict(h) for h in answer.hits],
     }
 

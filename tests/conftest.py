@@ -149,3 +149,18 @@ def stop(proc: subprocess.Popen, grace: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's violations of these impacts on the page, one line each ([] when clean).
+    The page's context needs `bypass_csp=True`: axe is injected as a script."""
+    if not AXE.exists():
+        pytest.fail(f"axe-core is not installed at {AXE}: run `make test` (npm ci --prefix tests/axe)")
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+        .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)}))""")
+    return [f"{v['id']} ({v['impact']}): {v['help']} {v['nodes']}" for v in found if v["impact"] in impacts]

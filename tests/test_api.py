@@ -8,8 +8,11 @@ import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -17,10 +20,12 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
 from assistant.api import build_api, build_server, embed_page, pieces
-from assistant.config import Settings
 from assistant.capacity import Capacity
+from assistant.config import Settings
+from assistant.feedback import FeedbackStore
 from assistant.service import answer_to_dict, hit_to_dict
-from conftest import TRADE_QUESTION, free_port
+from assistant.share import clipboard_markdown, quote_link
+from conftest import ROOT, TRADE_QUESTION, axe_violations, free_port, write_article
 from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
 
 ALLOWED = "https://news.example.org"
@@ -60,7 +65,8 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
     assert body["lead"] == "40.7 per cent" and body["closest"] == []
     assert "40.7 per cent" in body["answer"] and "[1]" in body["answer"] and not body["refused"]
     cite = body["citations"][0]
-    assert set(cite) == {"n", "article_id", "title", "source", "date", "url", "quote", "passage_rank"}
+    assert set(cite) == {"n", "article_id", "title", "source", "date", "url", "quote", "link", "passage_rank"}
+    assert cite["link"] is None  # the sample article has no URL
     assert cite["quote"] in body["passages"][cite["passage_rank"] - 1]["text"]
 
 
@@ -142,14 +148,63 @@ def test_rate_limit_answers_429_with_retry_after(seed_assistant, settings):
 
 
 def test_health_and_openapi_description(client):
-    assert client.get("/api/health").json() == {"status": "ok", "articles": 3, "chunks": 7}
+    assert client.get("/api/health").json() == {
+        "status": "ok", "articles": 3, "chunks": 7,
+        "outlets": [{"name": "Metro Gazette", "articles": 1}, {"name": "Plains Daily", "articles": 1},
+                    {"name": "South China Morning Post", "articles": 1}],
+        "dates": {"first": "2022-08-02", "last": "2023-03-20", "undated": 1},
+        "summary": "3 articles from Metro Gazette, Plains Daily and South China Morning Post, "
+                   "2022-08-02 to 2023-03-20 (1 of unknown date)"}
     spec = client.get("/api/openapi.json").json()
-    assert {"/api/ask", "/api/ask/stream", "/api/health"} <= set(spec["paths"])
+    assert {"/api/ask", "/api/ask/stream", "/api/health", "/api/feedback"} <= set(spec["paths"])
     assert "/embed" not in spec["paths"]
     assert set(spec["components"]["schemas"]["AnswerOut"]["properties"]) == {
         "answer", "lead", "refused", "closest", "notice", "citations", "passages", "verification"}  # verification: with ASSISTANT_LLM
     for page in ("/api/docs", "/api/redoc", "/docs/oauth2-redirect"):  # FastAPI's pages load from a CDN
         assert client.get(page).status_code == 404
+
+
+def test_citations_link_to_the_quote_in_the_article(client):
+    cite = client.post("/api/ask", json={"question": "How much wheat did Kansas farmers harvest?"}).json()["citations"][0]
+    assert cite["url"] == "https://example.org/wheat"
+    assert cite["link"] == quote_link(cite["url"], cite["quote"]) and cite["link"].startswith(cite["url"] + "#:~:text=")
+
+
+def test_feedback_is_stored_with_citations_and_settings(seed_assistant, settings, tmp_path):
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    with TestClient(build_api(seed_assistant, settings.with_(rate_limit="3/minute"), feedback=store)) as c:
+        answer = c.post("/api/ask", json={"question": "How much wheat did Kansas farmers harvest?"}).json()
+        r = c.post("/api/feedback", json={"question": "How much wheat did Kansas farmers harvest?",
+                                          "answer": answer["answer"], "rating": "down",
+                                          "citations": answer["citations"], "filters": {"sources": ["Plains Daily"]},
+                                          "history": []})
+        assert r.status_code == 201 and set(r.json()) == {"id", "token"}
+        entry = store.entries()[0]
+        assert (entry.rating, entry.answer, entry.via) == ("down", answer["answer"], "api")
+        assert entry.citations[0]["link"] == answer["citations"][0]["link"]
+        assert "passage_rank" not in entry.citations[0]  # only what identifies the source
+        assert entry.settings["filters"]["sources"] == ["Plains Daily"] and entry.settings["llm"] == "extractive"
+
+        amend = c.patch(f"/api/feedback/{r.json()['id']}", json={"token": r.json()["token"], "comment": "Old figure"})
+        assert amend.status_code == 204 and store.entries()[0].comment == "Old figure"
+        # Rate-limited like questions, counted apart from them: the 4th feedback call in a minute waits.
+        bad = c.patch(f"/api/feedback/{r.json()['id']}", json={"token": "guess", "comment": "x"})
+        assert bad.status_code == 404 and bad.json()["detail"] == "No such feedback entry."
+        over = c.post("/api/feedback", json={"question": "q", "answer": "a", "rating": "up"})
+        assert over.status_code == 429 and "Please try again in" in over.json()["detail"]
+        assert c.post("/api/ask", json={"question": "Who is Liu Weidong?"}).status_code == 200
+    assert len(store.entries()) == 1
+
+
+def test_bad_feedback_gets_422_and_stores_nothing(client, seed_assistant, settings, tmp_path):
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    with TestClient(build_api(seed_assistant, settings, feedback=store)) as c:
+        for body in ({"question": "q", "answer": "a", "rating": "meh"}, {"question": "", "answer": "a", "rating": "up"},
+                     {"question": "q", "answer": "a", "rating": "up", "comment": "x" * 2001},
+                     {"question": "q", "answer": "a" * 20_001, "rating": "up"},
+                     {"question": "q", "answer": "a", "rating": "up", "ip": "1.2.3.4"}):
+            assert c.post("/api/feedback", json=body).status_code == 422, body
+    assert store.entries() == []
 
 
 def test_pieces_join_back_to_the_text():
@@ -250,12 +305,10 @@ in the first five months of the year, while trade with the United States shrank.
 </div></body></html>""".encode()
 
 
-class HostSite:
-    """A tiny HTTP server on localhost (another site than 127.0.0.1) serving a host page."""
+class StaticSite:
+    """A tiny HTTP server on localhost (another site than 127.0.0.1) serving one page at any path."""
 
-    def __init__(self, port: int, embed_url: str):
-        page = host_page(embed_url)
-
+    def __init__(self, port: int, page: bytes, path: str = "/"):
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 self.send_response(200)
@@ -267,12 +320,38 @@ class HostSite:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://localhost:{port}/"
+        self.url = f"http://localhost:{port}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class HostSite(StaticSite):
+    """A news site's article page framing the embed."""
+
+    def __init__(self, port: int, embed_url: str):
+        super().__init__(port, host_page(embed_url))
+
+
+LIGHTHOUSE_TITLE = "Gull Rock lighthouse to shine again"
+LIGHTHOUSE_BODY = ("The maritime trust said restoring the Gull Rock lighthouse will cost 2.4 million pounds, with "
+                   "work on the tower finishing in the autumn of 2026.\n\nThe lighthouse has been dark since 1998. "
+                   "Volunteers will run a small museum in the keeper's cottage.")
+LIGHTHOUSE_QUESTION = "How much will restoring the Gull Rock lighthouse cost?"
+
+
+class ArticleSite(StaticSite):
+    """A news site on localhost serving the lighthouse story below a long page of other news."""
+
+    def __init__(self, port: int):
+        other = "".join(f"<p>Item {i}: the ferry timetable, the weather and the tides, as every week.</p>"
+                        for i in range(120))
+        story = "".join(f"<p>{p}</p>" for p in LIGHTHOUSE_BODY.split("\n\n"))
+        super().__init__(port, (f"<!doctype html><html><head><meta charset='utf-8'><title>{LIGHTHOUSE_TITLE}</title>"
+                                f"</head><body><h1>Coast Courier</h1>{other}<h2>{LIGHTHOUSE_TITLE}</h2>"
+                                f"<div id='story'>{story}</div></body></html>").encode(), "/news/gull-rock-lighthouse")
 
 
 class Uvicorn:
@@ -306,6 +385,9 @@ def site(tmp_path_factory, seed_index, embedder):
 
     corpus = tmp_path_factory.mktemp("embed") / "corpus"
     shutil.copytree(seed_index.parent / "corpus", corpus)  # the sample, wheat (with a URL) and tram
+    newsroom = ArticleSite(free_port())  # the lighthouse story, online, for its quote link
+    write_article(corpus, "lighthouse.md", LIGHTHOUSE_TITLE, LIGHTHOUSE_BODY, source="Coast Courier",
+                  date="2025-06-12", url=newsroom.url)
     (corpus / "hostile.md").write_text(
         "---\ntitle: '" + HOSTILE_TITLE.replace("'", "''") + "'\nsource: 'Evil <b>Wire</b>'\ndate: '2024-05-01'\n"
         "url: 'javascript:window.__pwned=7;alert(7)'\n---\n\n" + HOSTILE_BODY + "\n", encoding="utf-8")
@@ -318,7 +400,9 @@ def site(tmp_path_factory, seed_index, embedder):
     server = Uvicorn(build_server(build_assistant(settings, embedder=embedder), settings))
     allowed = HostSite(allowed_port, server.url + "/embed")
     other = HostSite(other_port, server.url + "/embed")
-    yield {"app": server.url, "allowed": allowed.url, "other": other.url, "allowed_site": allowed}
+    yield {"app": server.url, "allowed": allowed.url, "other": other.url, "allowed_site": allowed,
+           "index": index, "newsroom": newsroom}
+    newsroom.close()
     allowed.close()
     other.close()
     server.close()
@@ -327,8 +411,8 @@ def site(tmp_path_factory, seed_index, embedder):
 class Watched:
     """A page in a fresh context, with the dialogs it opened and the errors it logged."""
 
-    def __init__(self, browser, viewport=(1100, 720)):
-        self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    def __init__(self, browser, viewport=(1100, 720), **options):
+        self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, **options)
         self.page = self.context.new_page()
         self.dialogs: list[str] = []
         self.errors: list[str] = []
@@ -398,7 +482,8 @@ def test_footnote_links_open_a_new_tab_safely_and_options_apply(site, browser):
     wheat = embed_ask(page, "How much wheat did Kansas farmers harvest?")
     assert "420 million bushels" in wheat.inner_text()
     link = wheat.locator(".pd-notes a")
-    assert (link.get_attribute("href"), link.get_attribute("target")) == ("https://example.org/wheat", "_blank")
+    assert link.get_attribute("href").startswith("https://example.org/wheat#:~:text=")
+    assert link.get_attribute("target") == "_blank"
     assert "noopener" in link.get_attribute("rel").split()
     # Only Plains Daily: the trade article is out of bounds, so the answer is a refusal.
     trade = embed_ask(page, TRADE_QUESTION)
@@ -667,4 +752,159 @@ def test_served_under_a_path_prefix_behind_a_reverse_proxy(seed_assistant, setti
         assert w.dialogs == [] and w.errors == []
     finally:
         proxy.close()
+        server.close()
+
+
+# --- a reader trusts an answer at a glance (issue #13) ----------------------------------------
+
+def ask_api(app_url: str, question: str) -> dict:
+    return httpx.post(app_url + "/api/ask", json={"question": question}, timeout=30).json()
+
+
+@pytest.mark.slow
+def test_quote_link_opens_the_article_scrolled_to_the_quote(site, browser):
+    w = Watched(browser, viewport=(400, 600))
+    w.page.goto(site["app"] + "/embed")
+    answer = embed_ask(w.page, LIGHTHOUSE_QUESTION)
+    assert "2.4 million pounds" in answer.locator(".pd-text").inner_text()
+    cited = next(c for c in ask_api(site["app"], LIGHTHOUSE_QUESTION)["citations"] if "2.4 million" in c["quote"])
+    assert cited["link"] == quote_link(site["newsroom"].url, cited["quote"]) and "#:~:text=" in cited["link"]
+
+    answer.locator(".pd-ref").first.click()
+    link = answer.locator(".pd-notes details[open] a")
+    assert link.get_attribute("href") == cited["link"]
+    with w.context.expect_page() as opened:
+        link.click()
+    article = opened.value
+    article.wait_for_load_state()
+    assert article.url == cited["link"]
+    # The browser scrolled past 120 other items to the quoted paragraph, which is now on screen.
+    article.wait_for_function("() => window.scrollY > 1000", timeout=10_000)
+    box = article.locator("#story p", has_text="2.4 million pounds").bounding_box()
+    assert 0 <= box["y"] < article.viewport_size["height"], box
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+
+@pytest.mark.slow
+def test_a_shared_embed_link_asks_on_load_and_copy_gives_markdown_with_sources(site, browser):
+    w = Watched(browser, viewport=(400, 600), permissions=["clipboard-read", "clipboard-write"])
+    question = "How much wheat did Kansas farmers harvest?"
+    w.page.goto(site["app"] + "/embed?q=" + quote_plus(question))
+    answer = w.page.locator(".pd-a").last
+    expect(answer).to_contain_text("420 million bushels", timeout=ANSWER_MS)
+    expect(answer).not_to_have_attribute("aria-busy", "true", timeout=ANSWER_MS)
+    expect(w.page.locator(".pd-q")).to_have_text(question)
+
+    answer.get_by_role("button", name="Copy").click()
+    expect(answer.locator(".pd-status")).to_have_text("Copied the answer and its sources.")
+    copied = w.page.evaluate("navigator.clipboard.readText()")
+    expected = clipboard_markdown(question, ask_api(site["app"], question),
+                                  ask_url=site["app"] + "/?q=" + quote_plus(question))
+    assert copied == expected  # the page builds the same Markdown as share.clipboard_markdown
+    assert "1. [Wheat harvest hits record in Kansas](<https://example.org/wheat#:~:text=" in copied
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+
+@pytest.mark.slow
+def test_embed_at_320_px_by_keyboard_alone_and_feedback_listed_by_the_cli(site, browser, tmp_path):
+    w = Watched(browser, viewport=(320, 640))
+    page = w.page
+    page.goto(site["app"] + "/embed")
+    expect(page.locator("#pd-knows")).to_have_text(
+        "5 articles from Coast Courier, Evil <b>Wire</b>, Metro Gazette and 2 more, "
+        "2022-08-02 to 2025-06-12 (1 of unknown date).")  # what the desk knows, as text
+
+    def focused() -> dict:
+        return page.evaluate("""() => { const e = document.activeElement;
+            return {id: e.id, cls: e.className, text: e.textContent, tag: e.tagName,
+                    outline: getComputedStyle(e).outlineStyle}; }""")
+
+    def tab_to(test, back=False) -> dict:
+        for _ in range(20):
+            page.keyboard.press("Shift+Tab" if back else "Tab")
+            if test(now := focused()):
+                return now
+        raise AssertionError(f"never reached by Tab; last focus {now}")
+
+    tab_to(lambda f: f["id"] == "pd-question")
+    page.keyboard.type(LIGHTHOUSE_QUESTION)
+    page.keyboard.press("Enter")  # Enter asks
+    answer = page.locator(".pd-a").last
+    expect(answer).not_to_have_attribute("aria-busy", "true", timeout=ANSWER_MS)
+    assert "2.4 million pounds" in answer.locator(".pd-text").inner_text()
+
+    ref = tab_to(lambda f: "pd-ref" in f["cls"], back=True)
+    assert re.fullmatch(r"\[\d+\]", ref["text"]) and ref["outline"] == "solid"  # focus is visible
+    page.keyboard.press("Enter")  # its footnote opens, and takes the focus
+    expect(answer.locator(f"#pd-note-1-{ref['text'][1:-1]}")).to_have_attribute("open", "")
+    assert focused()["tag"] == "SUMMARY"
+    assert tab_to(lambda f: f["text"].strip() == "Helpful")["outline"] == "solid"
+    page.keyboard.press("Enter")
+    expect(answer.locator(".pd-status")).to_contain_text("Thanks!")
+    assert focused()["tag"] == "TEXTAREA"  # the optional comment
+    page.keyboard.type("Right figure, but which year?")
+    page.keyboard.press("Enter")
+    expect(answer.locator(".pd-status")).to_have_text("Comment sent. Thank you!")
+
+    # Nothing scrolls sideways at 320 px, with a footnote and the actions open.
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.getElementById('pd-log').scrollWidth]")
+    assert max(widths) <= 320, widths
+    page.locator("#pd-log").evaluate("log => { log.scrollTop = log.scrollHeight; }")
+    page.screenshot(path=str(tmp_path / "embed-320.png"))  # the README's narrow picture (copied by hand)
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+    listed = subprocess.run([sys.executable, "-m", "assistant", "feedback", "--index", str(site["index"]), "--json"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr
+    entry = next(e for e in json.loads(listed.stdout) if e["comment"] == "Right figure, but which year?")
+    assert (entry["rating"], entry["question"], entry["via"]) == ("up", LIGHTHOUSE_QUESTION, "api")
+    assert "2.4 million pounds" in entry["answer"]
+    assert entry["citations"][0]["link"].startswith(site["newsroom"].url + "#:~:text=")
+    assert entry["settings"]["llm"] == "extractive"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_embed_passes_axe_and_is_readable_in_light_and_dark(site, browser, theme):
+    w = Watched(browser, viewport=(400, 600), bypass_csp=True)  # axe is injected as a script
+    w.page.goto(site["app"] + f"/embed?theme={theme}")
+    assert axe_violations(w.page) == []  # the empty state
+    embed_ask(w.page, "What is the population of Brazil?")  # a refusal, naming the closest articles
+    answer = embed_ask(w.page, "How much wheat did Kansas farmers harvest?")
+    answer.locator(".pd-ref").first.click()
+    answer.get_by_role("button", name="Not helpful").click()
+    expect(answer.locator(".pd-comment textarea")).to_be_visible()
+    background = w.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == {"light": "rgb(255, 255, 255)", "dark": "rgb(13, 17, 23)"}[theme]
+    assert axe_violations(w.page) == []  # includes colour contrast: every text readable on its background
+    w.close()
+    assert w.dialogs == [] and w.errors == []
+
+
+@pytest.mark.slow
+def test_chat_feedback_is_rate_limited_like_asking(seed_assistant, settings, browser, tmp_path):
+    limited = settings.with_(rate_limit="2/minute", feedback_db=tmp_path / "feedback.sqlite3")
+    server = Uvicorn(build_server(seed_assistant, limited))
+    try:
+        w = Watched(browser, viewport=(1280, 900))
+        page = w.page
+        page.goto(server.url + "/?q=" + quote_plus(TRADE_QUESTION))
+        expect(page.locator("#sources .pd-source").first).to_be_visible(timeout=ANSWER_MS)
+        page.locator("#chat button[aria-label='Like']").last.click()  # 1
+        status = page.locator("#feedback-status")
+        expect(status).to_contain_text("Thanks for the feedback", timeout=ANSWER_MS)
+        page.locator("#feedback-text textarea").fill("First comment")
+        page.locator("#feedback-send").click()  # 2
+        expect(status).to_contain_text("Comment sent", timeout=ANSWER_MS)
+        page.locator("#chat button[aria-label='Dislike']").last.click()  # 3: over the limit
+        expect(status).to_contain_text("That is more feedback at once than this assistant takes. Please try again in",
+                                       timeout=ANSWER_MS)
+        w.close()
+        entry, = FeedbackStore(limited.feedback_db).entries()
+        assert (entry.rating, entry.comment, entry.via) == ("up", "First comment", "chat")
+        assert w.dialogs == [] and w.errors == []
+    finally:
         server.close()

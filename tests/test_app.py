@@ -6,6 +6,7 @@ The app starts on an empty tmp index, so it ingests a copy of the sample corpus 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,12 +17,14 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ROOT, SAMPLE, TRADE_QUESTION
+from assistant.share import clipboard_markdown
+from conftest import ROOT, SAMPLE, TRADE_QUESTION, axe_violations
 
 pytestmark = pytest.mark.slow
 
@@ -116,6 +119,7 @@ class Chat:
 
     def __init__(self, page):
         self.page = page
+        self.context = page.context
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
@@ -141,18 +145,28 @@ class Chat:
         return self.submit()
 
 
+def open_chat(browser, url: str, viewport=(1280, 900), **options) -> Chat:
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, **options)
+    page = context.new_page()
+    chat = Chat(page)
+    page.goto(url)
+    chat.box.wait_for(timeout=30_000)
+    return chat
+
+
+def closed(chat: Chat) -> None:
+    """Close the chat's context; no dialog may have opened and no error been logged."""
+    chat.context.close()
+    assert chat.dialogs == [], f"the page opened dialogs: {chat.dialogs}"
+    assert chat.errors == [], f"the page logged errors: {chat.errors}"
+
+
 @pytest.fixture
 def chat(browser, app_url):
     """The page in its own context; afterwards, no dialog may have opened and no error been logged."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(app_url + "/")
-    chat = Chat(page)
-    chat.box.wait_for(timeout=30_000)
+    chat = open_chat(browser, app_url + "/")
     yield chat
-    context.close()
-    assert chat.dialogs == [], f"the page opened dialogs: {chat.dialogs}"
-    assert chat.errors == [], f"the page logged errors: {chat.errors}"
+    closed(chat)
 
 
 def message_text(message: dict) -> str:
@@ -169,7 +183,11 @@ def md_unescape(markdown: str) -> str:
 
 def test_page_reports_the_ingested_article(app_url):
     # The index started empty, so this count proves the app ingested the corpus at start-up.
-    assert "**1 article**" in httpx.get(app_url + "/", timeout=10).text
+    page = httpx.get(app_url + "/", timeout=10).text
+    assert "**1 article** from South China Morning Post, date unknown." in page
+    health = httpx.get(app_url + "/api/health", timeout=10).json()
+    assert health["outlets"] == [{"name": "South China Morning Post", "articles": 1}]
+    assert health["dates"] == {"first": None, "last": None, "undated": 1}
 
 
 def test_app_serves_api_and_embed_with_the_allowlist_from_the_environment(app):
@@ -335,3 +353,58 @@ def test_an_ingest_while_serving_adds_edits_and_deletes_without_a_failed_request
         assert "wheat.md" not in {p["article_id"] for p in body["passages"]}
         assert "310 million" not in " ".join(p["text"] for p in body["passages"])
     assert "lexical index rebuilt" in log.read_text()
+
+
+def test_browser_shared_link_asks_on_load_and_copy_gives_markdown(browser, app_url):
+    chat = open_chat(browser, app_url + "/?q=" + quote_plus(TRADE_QUESTION),
+                     permissions=["clipboard-read", "clipboard-write"])
+    expect(chat.bot.last).to_contain_text("40.7 per cent", timeout=ANSWER_MS)
+    expect(chat.sources.locator(".pd-source").first).to_be_visible(timeout=ANSWER_MS)
+    expect(chat.user.last).to_have_text(TRADE_QUESTION)
+    copy = chat.page.locator("#copy-answer")
+    expect(copy).to_be_enabled(timeout=ANSWER_MS)
+    copy.click()
+    expected = clipboard_markdown(TRADE_QUESTION, httpx.post(app_url + "/api/ask", json={"question": TRADE_QUESTION},
+                                                             timeout=30).json(),
+                                  ask_url=app_url + "/?q=" + quote_plus(TRADE_QUESTION))
+    chat.page.wait_for_function("async (want) => (await navigator.clipboard.readText()) === want", arg=expected,
+                                timeout=10_000)
+    assert "Sources:\n1. China should reconsider Russia ties" in expected and "date unknown" in expected
+    closed(chat)
+
+
+def test_browser_feedback_is_stored_and_listed_by_the_cli(chat, app, tmp_path):
+    chat.ask(TRADE_QUESTION)
+    chat.page.locator("#chat button[aria-label='Dislike']").last.click()
+    expect(chat.page.locator("#feedback-status")).to_contain_text("Thanks for the feedback", timeout=ANSWER_MS)
+    comment = chat.page.locator("#feedback-text textarea")
+    comment.fill("Which months? The answer should say.")
+    chat.page.screenshot(path=str(tmp_path / "chat-feedback.png"))  # the README's picture (copied by hand)
+    chat.page.locator("#feedback-send").click()
+    expect(chat.page.locator("#feedback-status")).to_contain_text("Comment sent", timeout=ANSWER_MS)
+
+    index = app[1].parent / "index"
+    listed = subprocess.run([sys.executable, "-m", "assistant", "feedback", "--index", str(index), "--json"],
+                            cwd=ROOT, env=app_env(index.parent / "corpus", index), capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    entry = next(e for e in json.loads(listed.stdout) if e["comment"] == "Which months? The answer should say.")
+    assert (entry["rating"], entry["question"], entry["via"]) == ("down", TRADE_QUESTION, "chat")
+    assert "40.7 per cent" in entry["answer"] and entry["citations"][0]["n"] == 1
+    assert entry["citations"][0]["link"] is None  # the sample article has no URL
+    assert entry["settings"]["top_k"] == 5
+    text = subprocess.run([sys.executable, "-m", "assistant", "feedback", "--index", str(index)], cwd=ROOT,
+                          env=app_env(index.parent / "corpus", index), capture_output=True, text=True, timeout=120)
+    assert "👎 down" in text.stdout and "comment: Which months? The answer should say." in text.stdout
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_browser_chat_on_a_phone_passes_axe(browser, app_url, scheme):
+    chat = open_chat(browser, app_url + "/?q=" + quote_plus(TRADE_QUESTION), viewport=(390, 844),
+                     color_scheme=scheme, bypass_csp=True)  # axe is injected as a script
+    expect(chat.sources.locator(".pd-source").first).to_be_visible(timeout=ANSWER_MS)
+    expect(chat.box).to_have_value("", timeout=ANSWER_MS)
+    assert chat.page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    expect(chat.box).to_be_in_viewport()
+    assert axe_violations(chat.page) == []
+    closed(chat)

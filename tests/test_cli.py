@@ -203,3 +203,20 @@ def test_search_k_out_of_bounds_is_refused(k):
 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "argument -k:" in proc.stderr and ("between 1 and 50" in proc.stderr or "whole number" in proc.stderr)
+
+
+def test_feedback_lists_newest_first_and_says_when_there_is_none(tmp_path):
+    from assistant.feedback import FeedbackStore
+
+    assert ok(cli("feedback", "--index", tmp_path)) == f"No feedback in {tmp_path / 'feedback.sqlite3'}.\n"
+    assert json.loads(ok(cli("feedback", "--index", tmp_path, "--json"))) == []
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    store.add("Who is Liu Weidong?", "A research fellow [1]", "up")
+    store.add(TRADE_QUESTION, "It grew [1]", "down", comment="Say which months")
+
+    listed = json.loads(ok(cli("feedback", "--index", tmp_path, "--json")))
+    assert [e["question"] for e in listed] == [TRADE_QUESTION, "Who is Liu Weidong?"]
+    text = ok(cli("feedback", "--index", tmp_path, "--since", "2000-01-01"))
+    assert text.startswith("2 entries (1 👍, 1 👎)") and "comment: Say which months" in text
+    assert "No feedback since 2999-01-01" in ok(cli("feedback", "--index", tmp_path, "--since", "2999-01-01"))
+    assert "use YYYY-MM-DD" in error_line(cli("feedback", "--index", tmp_path, "--since", "last week"))

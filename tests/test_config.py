@@ -17,6 +17,7 @@ def test_environment_overrides():
     assert s.corpus_dir == Path("/data/c") and s.index_dir == Path("/data/i")
     assert (s.port, s.host, s.min_similarity, s.examples) == (8000, "0.0.0.0", 0.5, ("a", "b"))
     assert load_settings({"ASSISTANT_EXAMPLES": ""}).examples == ()
+    assert load_settings({"ASSISTANT_FEEDBACK_DB": "/data/fb.sqlite3"}).feedback_db == Path("/data/fb.sqlite3")
 
 
 def test_bad_value_names_the_variable():

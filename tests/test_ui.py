@@ -1,6 +1,6 @@
 from assistant.answer import refusal
 from assistant.schema import Answer, Chunk, Citation, Hit
-from assistant.ui import answer_markdown, md_escape, respond, safe_url, sources_html, text_history, user_questions
+from assistant.ui import answer_markdown, md_escape, respond, sources_html, text_history, user_questions
 
 HOSTILE_TITLE = "<script>alert(1)</script><img src=x onerror=alert(2)> [click](javascript:alert(3))"
 HOSTILE_TEXT = "Before. <img src=x onerror=alert(4)> The quote is here. After <script>alert(5)</script>."
@@ -45,13 +45,20 @@ def test_sources_html_escapes_and_highlights():
     assert "Evil &lt;b&gt;Wire&lt;/b&gt;" in page
 
 
-def test_links_are_http_only_and_open_safely():
-    assert safe_url("https://example.org/a?b=1") == "https://example.org/a?b=1"
-    for bad in ("javascript:alert(1)", "data:text/html,x", "  JAVASCRIPT:alert(1)", "https://x.org/\"onmouseover=1",
-                "ftp://x.org", ""):
-        assert safe_url(bad) == ""
+def test_source_cards_link_to_the_quote_and_open_safely():
     page = sources_html(_answer(url="https://example.org/story"))
-    assert "href='https://example.org/story' target='_blank' rel='noopener noreferrer'" in page
+    assert ("href='https://example.org/story#:~:text=The%20quote%20is%20here.' target='_blank' "
+            "rel='noopener noreferrer'") in page
+    md = answer_markdown(_answer(url="https://example.org/story"))
+    assert "[open at the quote](<https://example.org/story#:~:text=The%20quote%20is%20here.>)" in md
+
+
+def test_an_undated_article_says_date_unknown():
+    chunk = Chunk("c1", "a.md", "Text here.", 0, 10, title="T", source="Wire")
+    hit = Hit(chunk, 1.0, 0.9, 1)
+    answer = Answer("Text here. [1]", False, (Citation(1, hit, "Text here."),), (hit,))
+    assert "Wire · date unknown" in sources_html(answer)
+    assert "Wire, date unknown" in answer_markdown(answer)
 
 
 def test_md_escape_neutralises_markdown():
@@ -121,3 +128,27 @@ def test_respond_says_when_every_answer_slot_is_taken(seed_assistant):
     assert "every answer slot is taken. Please try again in 1 s." in history[-1]["content"] and sources == ""
     history, _ = list(respond(busy, "How much did trade between China and Russia grow?", []))[-1]
     assert "40.7 per cent" in history[-1]["content"]  # the slot was given back
+
+
+def test_header_says_what_the_desk_knows():
+    from assistant.scope import Scope
+    from assistant.ui import header_markdown
+
+    scope = Scope(articles=3, outlets=(("Plains Daily", 2), ("Evil <b>Wire</b>", 1)), first_date="2022-08-02",
+                  last_date="2023-03-20")
+    assert header_markdown(scope).splitlines()[1].startswith(
+        "**3 articles** from Plains Daily and Evil &lt;b&gt;Wire&lt;/b&gt;, 2022-08-02 to 2023-03-20. Answers quote")
+    assert "**1 article**, date unknown." in header_markdown(Scope(articles=1, undated=1))
+    assert "No articles yet" in header_markdown(Scope())
+
+
+def test_respond_hands_the_answer_over_for_feedback(seed_assistant):
+    from assistant.ui import feedback_record, rating_of
+
+    got = []
+    *_, (history, _) = respond(seed_assistant, "How much wheat did Kansas farmers harvest?", [], on_answer=got.append)
+    record = feedback_record("How much wheat?", got[0], {"llm": "extractive"})
+    assert "420 million bushels" in record["answer"] and "420 million bushels" in history[-1]["content"]
+    assert record["citations"][0]["link"].startswith("https://example.org/wheat#:~:text=")
+    assert [rating_of(v) for v in (True, False, "Like", "Dislike", None, "Spam")] == ["up", "down", "up", "down",
+                                                                                      None, None]

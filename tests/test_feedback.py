@@ -1,0 +1,111 @@
+"""The feedback store: real SQLite files in tmp_path."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.errors import BadFeedback, FeedbackFull
+from assistant.feedback import MAX_COMMENT, FeedbackStore, answer_settings, entry_lines, feedback_path
+from assistant.retrieve import Filters
+
+CITED = [{"n": 1, "article_id": "wheat.md", "title": "Wheat harvest", "url": "https://example.org/wheat",
+          "link": "https://example.org/wheat#:~:text=420%20million", "quote": "420 million bushels"}]
+
+
+def test_entries_are_stored_with_citations_and_settings_and_listed_newest_first(tmp_path):
+    store = FeedbackStore(tmp_path / "new-folder" / "feedback.sqlite3")
+    assert store.entries() == []  # nothing yet, and nothing created by looking
+    assert not store.path.exists()
+    produced = answer_settings(Settings(llm="gguf:/m.gguf", top_k=4), Filters(sources=("Plains Daily",)), ["q0"])
+    first, _ = store.add("How much wheat?", "420 million bushels [1]", "up", citations=CITED, settings=produced)
+    second, _ = store.add("Who is Liu?", "A researcher [1]", "down", comment="Wrong person", via="chat")
+
+    entries = store.entries()
+    assert [e.id for e in entries] == [second, first]
+    latest, older = entries
+    assert (latest.rating, latest.comment, latest.via) == ("down", "Wrong person", "chat")
+    assert older.citations == tuple(CITED)
+    assert older.settings == {"llm": "gguf:/m.gguf", "top_k": 4, "min_coverage": 0.4, "min_similarity": 0.1,
+                              "filters": {"sources": ["Plains Daily"], "since": "", "until": ""}, "history": ["q0"]}
+    assert older.created.endswith("Z") and len(older.created) == 20
+    assert json.loads(json.dumps(older.to_dict()))["citations"] == CITED
+
+
+def test_nothing_about_the_reader_is_stored(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    store.add("q", "a", "up")
+    with sqlite3.connect(store.path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
+    assert columns == {"id", "created", "updated", "rating", "question", "answer", "comment", "citations",
+                       "settings", "via", "token_hash"}
+    assert "api_key" not in json.dumps(answer_settings(Settings(openai_api_key="sk-secret")))
+    assert "sk-secret" not in json.dumps(answer_settings(Settings(openai_api_key="sk-secret")))
+
+
+def test_a_comment_amends_the_entry_only_with_its_token(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    entry_id, token = store.add("q", "a", "down")
+    other_id, _ = store.add("q2", "a2", "up")
+    assert not store.amend(other_id, token, comment="forged")  # another entry's token
+    assert not store.amend(entry_id, "guess", comment="forged")
+    assert store.amend(entry_id, token, comment="The date is wrong.")
+    assert store.amend(entry_id, token, rating="up")
+    entry = {e.id: e for e in store.entries()}[entry_id]
+    assert (entry.rating, entry.comment) == ("up", "The date is wrong.")
+    assert {e.id: e for e in store.entries()}[other_id].comment == ""
+    with sqlite3.connect(store.path) as db:
+        assert token not in json.dumps(db.execute("SELECT * FROM feedback").fetchall())  # only its hash
+
+
+def test_bad_feedback_gets_a_clear_message_and_stores_nothing(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    for kwargs, message in ((dict(rating="meh"), "rating must be 'up' or 'down'"),
+                            (dict(comment="x" * (MAX_COMMENT + 1)), "please keep it under 2,000"),
+                            (dict(question="  "), "names no question"),
+                            (dict(answer="y" * 20_001), "feedback keeps at most 20,000"),
+                            (dict(citations=[{"n": i} for i in range(21)]), "at most 20 citations"),
+                            (dict(citations=[{"n": 1, "quote": "z" * 5000}]), "over 4,000 characters")):
+        with pytest.raises(BadFeedback, match=message):
+            store.add(**{"question": "q", "answer": "a", "rating": "up", **kwargs})
+    assert store.entries() == []
+    with pytest.raises(BadFeedback, match="use YYYY-MM-DD"):
+        store.entries(since="yesterday")
+
+
+def test_the_store_refuses_new_feedback_at_its_size_cap_and_keeps_the_old(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3", max_bytes=64 * 1024)
+    added = 0
+    with pytest.raises(FeedbackFull, match="store is full"):
+        for _ in range(100):
+            store.add("q", "a" * 10_000, "up")
+            added += 1
+    assert 3 <= added < 100 and len(store.entries()) == added
+
+
+def test_since_filters_by_day(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    store.add("q", "a", "up")
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE feedback SET created = '2024-01-02T10:00:00Z'")
+    store.add("q2", "a2", "down")
+    assert [e.question for e in store.entries(since="2024-01-02")] == ["q2", "q"]
+    assert [e.question for e in store.entries(since="2024-01-03")] == ["q2"]
+
+
+def test_path_defaults_to_the_index_folder():
+    assert str(feedback_path(Settings())) == "index/feedback.sqlite3"
+    assert str(feedback_path(Settings(feedback_db=Path("/data/fb.db")))) == "/data/fb.db"
+
+
+def test_entry_lines_for_the_terminal(tmp_path):
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    store.add("How much\nwheat?", "420 million bushels [1]", "down", comment="Old figure", citations=CITED,
+              settings=answer_settings(Settings()))
+    lines = entry_lines(store.entries()[0])
+    assert "👎 down" in lines[0] and "UTC" in lines[0] and "via api" in lines[0]
+    assert lines[1:4] == ["  Q: How much wheat?", "  A: 420 million bushels [1]", "  comment: Old figure"]
+    assert "  [1] Wheat harvest https://example.org/wheat#:~:text=420%20million" in lines
+    assert lines[-1] == "  settings: llm=extractive top_k=5"
