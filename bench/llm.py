@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from assistant.config import Settings, load_settings  # noqa: E402
 from assistant.evaluate import passage_matches, read_questions, with_context  # noqa: E402
-from assistant.generate import Support, windows  # noqa: E402
+from assistant.verify import Support, windows  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "eval" / "news" / "questions_dev.jsonl"
