@@ -135,14 +135,18 @@ def _sha256(path: Path) -> str:
 
 
 def packaged_qwen(target_dir: Path = Path("models")) -> Path:
-    """Qwen2.5-Coder-1.5B-Instruct joined from its installed part packages into `target_dir`."""
+    """Qwen2.5-Coder-1.5B-Instruct joined from its installed part packages into `target_dir`
+    (kept as it is when already there)."""
+    target = target_dir / QWEN_FILE
+    if target.is_file() and _sha256(target) == QWEN_SHA256:
+        return target
     parts = []
     for package in QWEN_PARTS:
         try:
             parts += sorted((_package_dir(package) / "data").glob("part*.bin"))
         except ModelUnavailable as exc:
             raise ModelUnavailable(f"{exc}: pip install -r requirements-model.txt (or make llm)") from None
-    return join_parts(parts, target_dir / QWEN_FILE, QWEN_SHA256)
+    return join_parts(parts, target, QWEN_SHA256)
 
 
 def main(argv: list[str] | None = None) -> int:
