@@ -52,9 +52,7 @@ from assistant.verify import Support, windows  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "eval" / "news" / "questions_dev.jsonl"
-EVAL = ROOT.parent / "shared" / "eval"
-NEWS_SETS = sorted((EVAL / "news").glob("*.jsonl"))
-SEED_SETS = sorted(EVAL.glob("*.jsonl"))
+EVAL = ROOT.parent / "shared" / "eval"  # --eval DIR elsewhere (a git worktree)
 FLOOR_FILE = ROOT / "assistant" / "llm_floor.json"
 MAX_BLOCKED = 0.01  # share of answerable dev questions the floor may stop before the model
 # Questions no policy-news corpus answers: what the floor is for.
@@ -183,7 +181,11 @@ def ttft(args) -> None:
 
 def _pooled(args):
     """(set name, question, answerable, query, hits, assistant) over the pooled dev sets."""
-    for index, sets in ((args.news_index, NEWS_SETS), (args.seed_index, SEED_SETS)):
+    sets_by_index = ((args.news_index, sorted((args.eval / "news").glob("*.jsonl"))),
+                     (args.seed_index, sorted(args.eval.glob("*.jsonl"))))
+    if not all(sets for _, sets in sets_by_index):
+        raise SystemExit(f"no question sets in {args.eval} and {args.eval / 'news'}: pass --eval DIR")
+    for index, sets in sets_by_index:
         assistant = build_assistant(Settings(index_dir=index))
         for path in sets:
             for q, history, filters in with_context(read_questions(path)):
@@ -256,6 +258,7 @@ def main() -> None:
         p = sub.add_parser(name)
         p.add_argument("--news-index", type=Path, required=True)
         p.add_argument("--seed-index", type=Path, required=True)
+        p.add_argument("--eval", type=Path, default=EVAL, help="the shared eval folder (default: ../shared/eval)")
         p.set_defaults(run=run)
     p.add_argument("--budgets", default="0,150,250,400,600,800")
     sub.choices["floor"].add_argument("--write", action="store_true", help="store the fitted floor")
