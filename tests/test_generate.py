@@ -138,9 +138,13 @@ def test_llm_settings():
             load_settings({"ASSISTANT_LLM": bad})
 
 
-def test_the_floor_before_the_model_is_the_fitted_one_and_lower_than_without_a_model():
-    min_similarity, min_coverage = floor()
-    assert 0 <= min_similarity <= Settings().min_similarity and 0 < min_coverage < Settings().min_coverage
+def test_the_floor_before_the_model_is_the_fitted_one_and_blocks_almost_no_answerable_question():
+    import json
+    from importlib import resources
+
+    fitted = json.loads(resources.files("assistant").joinpath("llm_floor.json").read_text(encoding="utf-8"))
+    assert floor() == (fitted["min_similarity"], fitted["min_coverage"])
+    assert fitted["answerable_blocked"] <= 0.01 and fitted["min_coverage"] < Settings().min_coverage
 
 
 # --- failures against real servers on 127.0.0.1 ----------------------------------------------
