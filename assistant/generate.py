@@ -4,7 +4,7 @@ The model sees the best sentences of the retrieved passages (`prompt.excerpts`) 
 answers with `[n]` after each sentence or says the passages do not cover the question. Its
 reply is then taken as its call, checked:
 
-- it declines → a refusal (cites nothing);
+- it declines → a refusal (cites nothing; names the closest articles);
 - else each sentence is verified against the passages (`verify`): supported ones are shown with
   a verbatim quote, the others dropped; none supported → a refusal saying the articles do not
   support an answer (never quotes swapped in for the model's claims);
@@ -25,7 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Iterator, Sequence
 
-from .answer import Answerer, refusal
+from .answer import Answerer, closest_articles, refusal
 from .models import chat_model
 from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts, relevance
 from .retrieve import contextualize
@@ -125,8 +125,8 @@ class ChatAnswerer:
 
     @staticmethod
     def _refusal(hits: Sequence[Hit], record: Verification, text: str = "", notice: str = "") -> Answer:
-        """The one place a model's refusal is built: cites nothing."""
-        base = refusal(hits, notice=notice)
+        """The one place a model's refusal is built: cites nothing, names the closest articles."""
+        base = refusal(hits, notice=notice, closest=closest_articles(hits))
         return replace(base, text=text or base.text, verification=record)
 
     def _fallback(self, question: str, hits: Sequence[Hit], notice: str, record: Verification) -> Answer:

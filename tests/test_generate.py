@@ -69,6 +69,7 @@ def test_the_models_refusal_is_shown_as_a_refusal(embedder):
     for reply in (NOT_COVERED, "The passages do not say how big the raise was in 2019 [1]. They won 6 per cent [1]."):
         answer = _answerer(embedder, lambda p: reply).answer("How big a raise did dock workers win in 2019?", HITS)
         assert answer.refused and answer.text == NOT_COVERED and not answer.citations and not answer.notice
+        assert [a.article_id for a in answer.closest] == ["port.md", "tram.md"]  # named, not cited
         assert answer.verification.outcome == "refused" and answer.verification.draft == reply
         assert check_citations(answer, ARTICLES.get) == answer
 
@@ -77,6 +78,7 @@ def test_nothing_supported_says_the_articles_do_not_support_an_answer(embedder):
     answer = _answerer(embedder, lambda p: "The mayor resigned over the strike [1].").answer(
         "Why did the mayor resign?", HITS)
     assert answer.refused and answer.text == NOT_SUPPORTED and not answer.citations  # no quotes swapped in
+    assert answer.closest and not any(a.article_id in answer.text for a in answer.closest)
     assert answer.verification.outcome == "unsupported" and "supported" in answer.notice
     assert [s.status for s in answer.verification.sentences] == [UNSUPPORTED]
 
