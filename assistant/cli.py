@@ -217,7 +217,7 @@ def _eval(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(tables if len(tables) > 1 else next(iter(tables.values())), indent=1))
     else:
-        keys = list(next(iter(tables.values())))
+        keys = list(dict.fromkeys(k for table in tables.values() for k in table))  # --llm adds rows
         width = max(map(len, keys))
         for name, table in tables.items():
             print(f"== {name}")
