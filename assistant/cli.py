@@ -239,7 +239,7 @@ def _eval(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(tables if len(tables) > 1 else next(iter(tables.values())), indent=1))
     else:
-        keys = list(next(iter(tables.values())))
+        keys = list(dict.fromkeys(k for table in tables.values() for k in table))  # --llm adds rows
         width = max(map(len, keys))
         for name, table in tables.items():
             print(f"== {name}")
@@ -251,24 +251,26 @@ def _eval(args, settings: Settings) -> int:
 def _llm_tables(generative, cases, extractive, text) -> dict:
     """The same passages answered by a language model, scored beside the extractive answers."""
     from .evaluate import Scores, score_question
-    from .generate import answer_citation_precision
+    from .verify import answer_citation_precision, model_citation_precision
 
     scores, support = Scores(), generative.answerer.support
     precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
+    first_tokens = []
     for case, answer in zip(cases, extractive):
         written = generative.respond(case.query, list(case.hits))
         score_question(scores, case.question, list(case.ranked), written, text)
         for key, a in (("ours", answer), ("llm", written)):
             precision[key] = [x + y for x, y in zip(precision[key], answer_citation_precision(a, support))]
-        checked = written.extra.get("verification", {})
-        precision["fallbacks"] += bool(checked.get("fallback"))
-        model_cited = [s for s in checked.get("sentences", []) if s["model_cited"]]
-        precision["model"][0] += len(model_cited)
-        precision["model"][1] += sum(s["status"] == "verified" for s in model_cited)
+        checked = written.verification
+        precision["fallbacks"] += bool(checked and checked.fallback)
+        precision["model"] = [x + y for x, y in zip(precision["model"], model_citation_precision(checked))]
+        if checked and checked.first_token is not None:
+            first_tokens.append(checked.first_token)
     share = lambda pair: round(pair[1] / pair[0], 3) if pair[0] else None  # noqa: E731
     table = scores.table()
     table.update(citation_precision=share(precision["llm"]), model_citation_precision=share(precision["model"]),
-                 model_answer_fell_back=precision["fallbacks"], extractive_citation_precision=share(precision["ours"]))
+                 model_answer_fell_back=precision["fallbacks"], extractive_citation_precision=share(precision["ours"]),
+                 **_first_token(first_tokens))
     return {"llm: pooled": table}
 
 
@@ -286,13 +288,24 @@ def _generative(args, settings: Settings, assistant):
     return copy(assistant, answerer=chat)
 
 
+def _first_token(seconds: list[float]) -> dict:
+    """Time to the model's first token, p50 and p95 (None when it never answered)."""
+    import numpy as np
+
+    if not seconds:
+        return {"first_token_p50_s": None, "first_token_p95_s": None}
+    return {"first_token_p50_s": round(float(np.percentile(seconds, 50)), 2),
+            "first_token_p95_s": round(float(np.percentile(seconds, 95)), 2)}
+
+
 def _verification_lines(v: dict | None) -> list[str]:
     """How each sentence a language model wrote was checked: ✓ verified, ~ corrected, ✗ dropped."""
     if not v:
         return []
     mark = {"verified": "✓ verified", "corrected": "~ citation corrected", "unsupported": "✗ unsupported, dropped"}
-    lines = [f"\nChecked against the passages ({v['model']}"
-             + ("; nothing it wrote was supported, so the answer above is quoted" if v["fallback"] else "") + "):"]
+    why = {"refused": "; it said the articles do not cover this", "failed": "; it failed, so the answer above is quoted",
+           "unsupported": "; nothing it wrote was supported"}
+    lines = [f"\nChecked against the passages ({v['model']}{why.get(v['outcome'], '')}):"]
     lines += [f"  {mark.get(s['status'], s['status'])}: {s['text']}" for s in v["sentences"]]
     return lines
 

@@ -71,6 +71,9 @@ class Settings:
     llm_threads: int = 1  # gguf: llama.cpp threads (with the other core busy, 2 threads fell to 1-2 tokens/s)
     llm_timeout: float = 60.0  # seconds a model may take to answer before the extractive answer is shown
     llm_max_tokens: int = 256
+    # About how many tokens of passage text the prompt holds: the best sentences with their
+    # neighbours (`prompt.excerpts`); 0 gives the model every passage whole. Measured: README.
+    llm_context_tokens: int = 400
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored."""
@@ -125,6 +128,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         llm_threads=get("ASSISTANT_LLM_THREADS", int, defaults.llm_threads),
         llm_timeout=get("ASSISTANT_LLM_TIMEOUT", float, defaults.llm_timeout),
         llm_max_tokens=get("ASSISTANT_LLM_MAX_TOKENS", int, defaults.llm_max_tokens),
+        llm_context_tokens=get("ASSISTANT_LLM_CONTEXT_TOKENS", int, defaults.llm_context_tokens),
     )
 
 

@@ -73,6 +73,42 @@ class ArticleRef:
 
 
 @dataclass(frozen=True)
+class CheckedSentence:
+    """A sentence a language model wrote, after it was checked against the passages.
+
+    `status`: "verified" (the passage it cited supports it), "corrected" (another passage does;
+    its number was changed) or "unsupported" (dropped). `citations`: its number in the answer
+    shown; `model_cited`: the numbers the model wrote; `support`: the best score a passage gave it."""
+
+    text: str
+    status: str
+    citations: tuple[int, ...] = ()
+    model_cited: tuple[int, ...] = ()
+    support: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How a language model's reply became the answer shown (`Answer.verification`).
+
+    `outcome`: "answered" (its supported sentences are shown), "refused" (it said the articles
+    do not cover the question), "unsupported" (nothing it wrote was supported: a refusal) or
+    "failed" (unreachable, too slow or unreadable: the extractive answer is shown, `fallback`).
+    `first_token`: seconds from asking to its first streamed piece (None when none came)."""
+
+    model: str
+    outcome: str = "answered"
+    sentences: tuple[CheckedSentence, ...] = ()
+    draft: str = ""
+    error: str = ""
+    first_token: float | None = None
+
+    @property
+    def fallback(self) -> bool:
+        return self.outcome == "failed"
+
+
+@dataclass(frozen=True)
 class Answer:
     text: str
     refused: bool
@@ -85,6 +121,8 @@ class Answer:
     # The short answer (a name, number, date or place) copied verbatim from the first quote,
     # shown in bold before the text; "" when the question asks for no such thing.
     lead: str = ""
+    # With a language model (`ASSISTANT_LLM`): what it wrote and how it was checked.
+    verification: Verification | None = None
 
 
 def date_number(iso_date: str) -> int:

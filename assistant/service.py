@@ -18,7 +18,7 @@ from .errors import BadQuestion, IngestRunning
 from .index import Store, open_index
 from .ingest import ingest_lock, lock_path, sync
 from .retrieve import Retriever, contextualize
-from .schema import Answer, Filters, Hit
+from .schema import Answer, Filters, Hit, Verification
 from .share import quote_link
 
 HISTORY_KEPT = 3  # earlier questions a follow-up may lean on (the rule uses 1, a model's rewrite 3)
@@ -111,7 +111,10 @@ class Assistant:
             return None  # it decides itself, from its fitted answer-or-refuse model
         # A language model is only asked when the passages share enough with the question.
         similarity, coverage = self.support(question, hits)
-        if similarity < self.settings.min_similarity or coverage < self.settings.min_coverage:
+        # Its floor only stops what is clearly off the corpus (`generate.floor`): the model decides.
+        min_similarity, min_coverage = getattr(self.answerer, "floor", (self.settings.min_similarity,
+                                                                        self.settings.min_coverage))
+        if similarity < min_similarity or coverage < min_coverage:
             return refusal(hits, closest=closest_articles(hits))
         return None
 
@@ -175,7 +178,7 @@ def answer_to_dict(answer: Answer) -> dict:
         "notice": answer.notice,
         "closest": [{"article_id": a.article_id, "title": a.title, "source": a.source, "date": a.date,
                      "url": a.url} for a in answer.closest],
-        **({"verification": verification_to_dict(answer)} if "verification" in answer.extra else {}),
+        **({"verification": verification_to_dict(answer.verification)} if answer.verification else {}),
         "citations": [{"n": c.n, "article_id": c.hit.chunk.article_id, "title": c.hit.chunk.title,
                        "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": c.hit.chunk.url,
                        "quote": c.quote, "link": quote_link(c.hit.chunk.url, c.quote),
@@ -184,11 +187,13 @@ def answer_to_dict(answer: Answer) -> dict:
     }
 
 
-def verification_to_dict(answer: Answer) -> dict:
+def verification_to_dict(v: Verification) -> dict:
     """Which sentences a language model wrote and how each fared against its passage
-    (`generate.verify`): `verified`, `corrected` (another passage supports it; its number was
-    changed) or `unsupported` (dropped). `fallback`: the answer shown is the extractive one."""
-    v = answer.extra["verification"]
-    return {"model": v.get("model", ""), "fallback": bool(v.get("fallback")),
-            "sentences": [{k: s[k] for k in ("text", "status", "citations", "model_cited", "support")}
-                          for s in v.get("sentences", [])]}
+    (`verify.verify`): `verified`, `corrected` (another passage supports it; its number was
+    changed) or `unsupported` (dropped). `outcome`: answered, refused (the model said the articles
+    do not cover it), unsupported (nothing it wrote was supported) or failed; `fallback`: the
+    answer shown is the extractive one."""
+    return {"model": v.model, "outcome": v.outcome, "fallback": v.fallback,
+            "first_token_s": None if v.first_token is None else round(v.first_token, 3),
+            "sentences": [{"text": s.text, "status": s.status, "citations": list(s.citations),
+                           "model_cited": list(s.model_cited), "support": s.support} for s in v.sentences]}

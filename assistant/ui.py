@@ -105,10 +105,10 @@ def article_line(a: ArticleRef) -> str:
 
 def verification_line(answer: Answer) -> str:
     """What the check of a language model's answer found, in one line ("" without a model)."""
-    v = answer.extra.get("verification")
-    if not v or v.get("fallback"):
+    v = answer.verification
+    if not v or v.outcome != "answered":
         return ""
-    statuses = [s["status"] for s in v.get("sentences", [])]
+    statuses = [s.status for s in v.sentences]
     kept = sum(s != "unsupported" for s in statuses)
     parts = [f"✓ {kept} of {len(statuses)} sentence{'s' if len(statuses) != 1 else ''} the model wrote "
              f"checked against the cited passage"]

@@ -1,7 +1,19 @@
-"""Language-model answers: the verifier's threshold, and time to first token.
+"""Language-model answers: the verifier's threshold, the floor before the model, the prompt's
+size, and time to first token.
 
     python bench/llm.py calibrate --index DIR [--questions FILE]   # the support threshold
-    python bench/llm.py ttft --llm SPEC [--index DIR] [--questions FILE] [-n 5]
+    python bench/llm.py floor --news-index DIR --seed-index DIR [--write]   # assistant/llm_floor.json
+    python bench/llm.py context --news-index DIR --seed-index DIR   # evidence kept per token budget
+    python bench/llm.py ttft --llm SPEC [--index DIR] [--questions FILE] [-n 5] [--context-tokens N]
+
+`floor`: with a model, the model decides what the passages answer; the floor before it only
+stops what is clearly off the corpus. On the pooled dev sets (the news sets on the news index,
+the seed sets on the seed index) and on crafted off-corpus questions, it takes the best
+passage's similarity and term coverage (`Assistant.support`) and picks the thresholds that
+block the most off-corpus questions while blocking at most 1 % of the answerable ones.
+
+`context`: for each budget, the share of answerable questions whose evidence is in what the
+model is shown (`prompt.excerpts`), and the prompt's passage tokens.
 
 `calibrate` scores sentences against passage windows with `generate.Support` (words only,
 embedding only, and both averaged: what the verifier uses) on
@@ -35,10 +47,23 @@ import numpy as np  # noqa: E402
 
 from assistant.config import Settings, load_settings  # noqa: E402
 from assistant.evaluate import passage_matches, read_questions, with_context  # noqa: E402
-from assistant.generate import Support, windows  # noqa: E402
+from assistant.prompt import excerpts, relevance, tokens  # noqa: E402
+from assistant.verify import Support, windows  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "eval" / "news" / "questions_dev.jsonl"
+EVAL = ROOT.parent / "shared" / "eval"  # --eval DIR elsewhere (a git worktree)
+FLOOR_FILE = ROOT / "assistant" / "llm_floor.json"
+MAX_BLOCKED = 0.01  # share of answerable dev questions the floor may stop before the model
+# Questions no policy-news corpus answers: what the floor is for.
+OFF_CORPUS = [
+    "What is the capital of France?", "How do I bake sourdough bread?", "Who won the 1998 football World Cup?",
+    "What is the boiling point of water in Fahrenheit?", "Write me a poem about autumn leaves.",
+    "How many legs does a spider have?", "What is 17 times 23?", "Translate 'good morning' into Spanish.",
+    "Who painted the Mona Lisa?", "How do I reset my router password?", "What is the plot of Hamlet?",
+    "Recommend a good pizza topping.", "What is the square root of 144?", "hello",
+    "How far is the Moon from the Earth?", "What does DNA stand for?",
+]
 
 PORT = ("The port reopened on Monday after a two-week strike. Dock workers won a 6 per cent raise. "
         "Shipping firms said queues would clear by June.")
@@ -126,7 +151,7 @@ def calibrate(args) -> None:
 
 
 def ttft(args) -> None:
-    settings = load_settings().with_(index_dir=args.index, llm=args.llm)
+    settings = load_settings().with_(index_dir=args.index, llm=args.llm, llm_context_tokens=args.context_tokens)
     assistant = build_assistant(settings)
     questions = [q.question for q in read_questions(args.questions)][: args.n] if args.questions else \
         list(settings.examples)[: args.n]
@@ -154,6 +179,74 @@ def ttft(args) -> None:
               f"({len(firsts)} of {len(questions)} questions reached the model)")
 
 
+def _pooled(args):
+    """(set name, question, answerable, query, hits, assistant) over the pooled dev sets."""
+    sets_by_index = ((args.news_index, sorted((args.eval / "news").glob("*.jsonl"))),
+                     (args.seed_index, sorted(args.eval.glob("*.jsonl"))))
+    if not all(sets for _, sets in sets_by_index):
+        raise SystemExit(f"no question sets in {args.eval} and {args.eval / 'news'}: pass --eval DIR")
+    for index, sets in sets_by_index:
+        assistant = build_assistant(Settings(index_dir=index))
+        for path in sets:
+            for q, history, filters in with_context(read_questions(path)):
+                query = assistant.query(q.question, history)
+                yield path.stem, q, assistant, query, assistant.retriever.search(query, assistant.settings.top_k, filters)
+
+
+def floor(args) -> None:
+    import json
+
+    rows = [(name, q.answerable, *assistant.support(query, hits)) for name, q, assistant, query, hits in _pooled(args)]
+    off = []
+    for index in (args.news_index, args.seed_index):
+        assistant = build_assistant(Settings(index_dir=index))
+        off += [assistant.support(q, assistant.search(q)) for q in OFF_CORPUS]
+    answerable = [(s, c) for _, a, s, c in rows if a]
+    unanswerable = [(s, c) for _, a, s, c in rows if not a]
+    blocked = lambda pairs, t: np.mean([s < t[0] or c < t[1] for s, c in pairs]) if pairs else 0.0  # noqa: E731
+    grid = [(round(s, 2), round(c, 2)) for s in np.arange(0.0, 0.41, 0.02) for c in np.arange(0.0, 0.61, 0.01)]
+    allowed = [t for t in grid if blocked(answerable, t) <= MAX_BLOCKED]
+    best = max(allowed, key=lambda t: (blocked(off, t), blocked(unanswerable, t), -t[0] - t[1]))
+    print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable dev questions; {len(off)} off-corpus "
+          f"(the {len(OFF_CORPUS)} crafted ones on each index)")
+    print("min similarity, min coverage   answerable blocked   unanswerable blocked   off-corpus blocked")
+    current = (Settings().min_similarity, Settings().min_coverage)
+    for label, t in (("without a model", current), ("fitted", best)):
+        print(f"{label:>16} {t[0]:.2f}, {t[1]:.2f}    {blocked(answerable, t):19.3f}   {blocked(unanswerable, t):20.3f}"
+              f"   {blocked(off, t):18.3f}")
+        for name in sorted({r[0] for r in rows}):
+            a = [(s, c) for n, ok, s, c in rows if n == name and ok]
+            u = [(s, c) for n, ok, s, c in rows if n == name and not ok]
+            print(f"{'':>18}{name:<28} answerable blocked {round(blocked(a, t) * len(a))}/{len(a)}, "
+                  f"unanswerable blocked {round(blocked(u, t) * len(u))}/{len(u)}")
+    if args.write:
+        FLOOR_FILE.write_text(json.dumps({
+            "min_similarity": best[0], "min_coverage": best[1],
+            "fitted_by": "python bench/llm.py floor --write",
+            "answerable_blocked": round(blocked(answerable, best), 4),
+            "off_corpus_blocked": round(blocked(off, best), 4)}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {FLOOR_FILE.relative_to(ROOT)}")
+
+
+def context(args) -> None:
+    budgets = [int(b) for b in args.budgets.split(",")]
+    kept = {b: [] for b in budgets}
+    size = {b: [] for b in budgets}
+    for name, q, assistant, query, hits in _pooled(args):
+        if not q.answerable or not q.evidence:
+            continue
+        score = relevance(assistant.retriever.embedder.encode, assistant.retriever.lexical.idf)
+        for b in budgets:
+            shown = excerpts(query, hits, b, score)
+            text = "\n".join(x.text for x in shown)
+            kept[b].append(any(passage_matches(text, e) for e in q.evidence))
+            size[b].append(sum(tokens(x.text) + tokens(x.heading()) for x in shown))
+    print(f"{len(kept[budgets[0]])} answerable questions with evidence (pooled dev sets)")
+    print("budget (0: whole passages)   evidence in the prompt   passage tokens p50   max")
+    for b in budgets:
+        print(f"{b:>26}   {np.mean(kept[b]):22.3f}   {np.median(size[b]):18.0f}   {max(size[b]):5d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(required=True)
@@ -161,11 +254,20 @@ def main() -> None:
     p.add_argument("--index", type=Path, required=True)
     p.add_argument("--questions", type=Path, default=DEV)
     p.set_defaults(run=calibrate)
+    for name, run in (("floor", floor), ("context", context)):
+        p = sub.add_parser(name)
+        p.add_argument("--news-index", type=Path, required=True)
+        p.add_argument("--seed-index", type=Path, required=True)
+        p.add_argument("--eval", type=Path, default=EVAL, help="the shared eval folder (default: ../shared/eval)")
+        p.set_defaults(run=run)
+    p.add_argument("--budgets", default="0,150,250,400,600,800")
+    sub.choices["floor"].add_argument("--write", action="store_true", help="store the fitted floor")
     p = sub.add_parser("ttft")
     p.add_argument("--llm", required=True, help="openai:<model>, ollama:<model> or gguf:<path>")
     p.add_argument("--index", type=Path)
     p.add_argument("--questions", type=Path)
     p.add_argument("-n", type=int, default=5)
+    p.add_argument("--context-tokens", type=int, help="ASSISTANT_LLM_CONTEXT_TOKENS (0: whole passages)")
     p.set_defaults(run=ttft)
     args = parser.parse_args()
     args.run(args)

@@ -1,6 +1,7 @@
 from assistant.answer import refusal
-from assistant.schema import Answer, Chunk, Citation, Hit
-from assistant.ui import answer_markdown, md_escape, respond, sources_html, text_history, user_questions
+from assistant.schema import Answer, CheckedSentence, Chunk, Citation, Hit, Verification
+from assistant.ui import (answer_markdown, md_escape, respond, sources_html, text_history, user_questions,
+                          verification_line)
 
 HOSTILE_TITLE = "<script>alert(1)</script><img src=x onerror=alert(2)> [click](javascript:alert(3))"
 HOSTILE_TEXT = "Before. <img src=x onerror=alert(4)> The quote is here. After <script>alert(5)</script>."
@@ -68,6 +69,21 @@ def test_md_escape_neutralises_markdown():
 def test_refusal_renders_without_sources():
     assert "don't cover" in answer_markdown(refusal())
     assert "pd-source" not in sources_html(refusal())
+
+
+def test_a_models_checked_answer_says_how_it_was_checked():
+    from dataclasses import replace
+
+    sentences = (CheckedSentence("The quote is here.", "verified", (1,), (1,), 0.9),
+                 CheckedSentence("It is true.", "corrected", (1,), (2,), 0.8),
+                 CheckedSentence("Pirates.", "unsupported", (), (1,), 0.1))
+    answered = replace(_answer(), verification=Verification("gguf:m", sentences=sentences))
+    line = "✓ 2 of 3 sentences the model wrote checked against the cited passage; 1 citation number corrected; " \
+           "1 unsupported sentence removed."
+    assert verification_line(answered) == line and md_escape(line) in answer_markdown(answered)
+    for outcome in ("refused", "unsupported", "failed"):
+        assert verification_line(replace(answered, verification=Verification("gguf:m", outcome))) == ""
+    assert verification_line(_answer()) == ""  # no model
 
 
 def test_user_questions():
