@@ -5,6 +5,7 @@
     ├── UnreadableFile       one article could not be read (reported, then skipped)
     ├── IndexNotReady        no index yet, or the Chroma server cannot be reached
     ├── IngestRunning        another ingest holds the ingest lock
+    ├── FetchFailed          one URL or feed could not be fetched or read (reported, then skipped)
     └── BadQuestion          empty, too long, or otherwise unusable question
 """
 
@@ -30,6 +31,13 @@ class IndexNotReady(AssistantError):
 
 class IngestRunning(AssistantError):
     pass
+
+
+class FetchFailed(AssistantError):
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
 
 
 class BadQuestion(AssistantError):
