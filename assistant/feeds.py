@@ -77,12 +77,13 @@ def feed_links(feed_url: str, client: httpx.Client, *, max_bytes: int = MAX_FEED
         link = entry.get("link") or next((l.get("href") for l in entry.get("links", []) if l.get("href")), "")
         if link and link not in links:
             links.append(link)
-    if not links:
-        if parsed.get("bozo") and not parsed.get("version"):
-            problem = getattr(parsed.get("bozo_exception"), "getMessage", lambda: "")() or str(parsed.get("bozo_exception", ""))
-            raise FetchFailed(feed_url, f"not a readable RSS or Atom feed ({problem or 'unknown format'})")
-        if not parsed.get("version"):
-            raise FetchFailed(feed_url, "not an RSS or Atom feed")
+    # A malformed feed whose entries still show their links is read, as feed readers do.
+    if not links and parsed.get("bozo"):
+        problem = parsed.get("bozo_exception")
+        problem = getattr(problem, "getMessage", lambda: str(problem))() or type(problem).__name__
+        raise FetchFailed(feed_url, f"not a readable RSS or Atom feed ({problem})")
+    if not links and not parsed.get("version"):
+        raise FetchFailed(feed_url, "not an RSS or Atom feed")
     return links
 
 

@@ -232,8 +232,8 @@ def _write_page(page: Page, corpus_dir: Path, known: Known) -> tuple[str, str]:
     text = markdown(fields, body)
     try:
         article = article_from_bytes(text.encode("utf-8"), ".md", "", where=page.final_url)
-    except UnreadableFile:
-        raise UnreadableFile(page.final_url, "no article text found (only page furniture)") from None
+    except UnreadableFile:  # what the page held was all furniture (menus, "Share", "Read more")
+        raise UnreadableFile(page.final_url, "no article text found") from None
     if file := known.texts.get(text_fingerprint(article)):
         return "present", file
     name = file_name(fields["source"], fields["date"], fields["title"], page.final_url)

@@ -197,7 +197,7 @@ class Site:
 def site():
     """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
     web = Site()
-    thread = threading.Thread(target=web.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=web.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield web
