@@ -36,7 +36,8 @@ class FeedReport:
         if self.error:
             return f"{self.feed}: failed: {self.error}"
         a = self.articles
-        lines = [f"{self.feed}: {self.entries} entries: {len(a.added)} added, "
+        entries = f"{self.entries} entr{'y' if self.entries == 1 else 'ies'}"
+        lines = [f"{self.feed}: {entries}: {len(a.added)} added, "
                  f"{len(a.present)} already present, {len(a.failed)} failed"]
         lines += [f"  added    {url} → {file}" for url, file in a.added]
         lines += [f"  failed   {url}: {why}" for url, why in a.failed]

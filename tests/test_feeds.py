@@ -118,9 +118,12 @@ def test_a_failing_feed_does_not_stop_the_others(news, corpus, client):
     news.serve("/broken.xml", '<?xml version="1.0"?><rss><channel><item><title>Levy</ti',
                content_type="application/rss+xml")
     news.serve("/page.html", "<html><body><p>Not a feed at all.</p></body></html>")
+    news.serve("/books.xml", '<?xml version="1.0"?><catalog><book>Moby Dick</book></catalog>',
+               content_type="application/xml")
     reports = follow_feeds([news.url("/broken.xml"), news.url("/missing.xml"), news.url("/page.html"),
-                            "ftp://127.0.0.1/feed.xml", news.url("/rss.xml")], corpus, client)
-    broken, missing, page, ftp, good = reports
+                            news.url("/books.xml"), "ftp://127.0.0.1/feed.xml", news.url("/rss.xml")], corpus, client)
+    broken, missing, page, books, ftp, good = reports
+    assert books.error == "not an RSS or Atom feed"
     assert broken.error == "not a readable RSS or Atom feed (unclosed token)"
     assert missing.error == "HTTP 404 Not Found"
     assert page.error == "not a readable RSS or Atom feed (text/html is not an XML media type)"
