@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -113,11 +114,11 @@ def _add(args, settings: Settings) -> int:
     from .fetch import add_urls, make_client
 
     require_corpus_dir(settings.corpus_dir)
-    with make_client() as client:
+    with _one_writer(settings.corpus_dir), make_client() as client:
         report = add_urls(args.urls, settings.corpus_dir, client)
-    print(report.summary(), flush=True)
-    if report.added:
-        _ingest_added(settings, quiet=args.quiet)
+        print(report.summary(), flush=True)
+        if report.added:
+            _ingest_added(settings, quiet=args.quiet)
     return 1 if report.failed else 0
 
 
@@ -133,12 +134,12 @@ def _feeds(args, settings: Settings) -> int:
 
     def once() -> int:
         feed_urls = read_feed_list(feeds_file)  # read each round: the operator may edit it
-        with make_client() as client:
+        with _one_writer(settings.corpus_dir), make_client() as client:
             reports = follow_feeds(feed_urls, settings.corpus_dir, client)
-        for report in reports:
-            print(report.summary(), flush=True)
-        if any(r.articles.added for r in reports):
-            _ingest_added(settings, quiet=args.quiet, embedder=embedder)
+            for report in reports:
+                print(report.summary(), flush=True)
+            if any(r.articles.added for r in reports):
+                _ingest_added(settings, quiet=args.quiet, embedder=embedder)
         return 1 if any(r.error or r.articles.failed for r in reports) else 0
 
     if args.every is None:
@@ -152,6 +153,25 @@ def _feeds(args, settings: Settings) -> int:
             return 2
 
     return run_every(args.every, guarded, say=lambda line: print(line, flush=True))
+
+
+@contextmanager
+def _one_writer(corpus_dir: Path):
+    """Lock the corpus folder itself (flock on the directory: no lock file) for an add or feeds
+    run: two at once, a cron job and a hand-run `add`, could write one new page under two names."""
+    import fcntl
+    import os
+
+    fd = os.open(corpus_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AssistantError(f"another add or feeds run is writing to {corpus_dir}; "
+                                 "try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _ingest_added(settings: Settings, quiet: bool, embedder=None) -> None:

@@ -271,3 +271,17 @@ def test_feeds_without_a_feeds_file_says_where_to_put_it(tmp_path):
     corpus, index = fresh(tmp_path)
     line = error_line(cli("feeds", "--corpus", corpus, "--index", index))
     assert line == f"error: no feeds file at {corpus / 'feeds.txt'}: list RSS or Atom feed URLs there, one a line"
+
+
+def test_add_while_another_run_writes_says_so(site, tmp_path):
+    import fcntl
+
+    corpus, index = fresh(tmp_path)
+    fd = os.open(corpus, os.O_RDONLY)  # what a running add or feeds holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = error_line(cli("add", site.url("/news/levy"), "--corpus", corpus, "--index", index))
+    finally:
+        os.close(fd)
+    assert line == f"error: another add or feeds run is writing to {corpus}; try again when it has finished"
+    assert sum(site.hits.values()) == 0 and list(corpus.iterdir()) == []

@@ -295,3 +295,15 @@ def test_report_summary_counts():
         "  present  u2 (already in f2)",
         "  failed   u3: HTTP 404 Not Found",
     ]
+
+
+def test_only_the_command_line_imports_fetching():
+    """The chat and the API can never make the server fetch: no module but the CLI imports these."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "assistant"
+    importers = sorted(p.name for p in package.glob("*.py")
+                       if re.search(r"^\s*from\s+(?:\.|assistant\.)(?:fetch|feeds)\s+import|"
+                                    r"^\s*import\s+assistant\.(?:fetch|feeds)", p.read_text(encoding="utf-8"), re.M))
+    assert importers == ["cli.py", "feeds.py"]
