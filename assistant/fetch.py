@@ -36,6 +36,8 @@ TOTAL_TIMEOUT = 120.0  # seconds for a whole download, however slowly it trickle
 MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = MAX_BYTES  # what the corpus reader would read from a file
 PAGE_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "application/pdf": ".pdf"}
+# Servers often label a PDF as a generic download; such an answer is taken only if it is one.
+GENERIC_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", "application/download"})
 USER_AGENT = "PolicyDesk/1.0 (adds articles to a policy desk's reading list)"
 _TRACKING = re.compile(r"^(?:utm_\w+|fbclid|gclid|mc_cid|mc_eid)$", re.IGNORECASE)
 
@@ -90,8 +92,9 @@ def fetch(url: str, client: httpx.Client, *, accept: dict[str, str] | None = PAG
             if not response.is_success:
                 raise FetchFailed(url, f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            if accept is not None and ctype and ctype not in accept:
-                raise FetchFailed(url, f"not an article: the server sent {ctype} (only HTML and PDF pages are added)")
+            generic = ctype in GENERIC_TYPES and accept is PAGE_TYPES
+            if accept is not None and ctype and ctype not in accept and not generic:
+                raise FetchFailed(url, _not_an_article(ctype))
             length = response.headers.get("content-length", "")
             if length.isdigit() and int(length) > max_bytes:
                 raise FetchFailed(url, _too_big(int(length), max_bytes))
@@ -103,7 +106,12 @@ def fetch(url: str, client: httpx.Client, *, accept: dict[str, str] | None = PAG
                 if time.monotonic() - started > total_timeout:
                     raise FetchFailed(url, f"timed out: still downloading after {total_timeout:g} s")
                 body.append(piece)
-            return Page(url=url, final_url=str(response.url), content_type=ctype, body=b"".join(body),
+            body = b"".join(body)
+            if generic:
+                if not _is_pdf(body):
+                    raise FetchFailed(url, _not_an_article(ctype))
+                ctype = "application/pdf"
+            return Page(url=url, final_url=str(response.url), content_type=ctype, body=body,
                         last_modified=_http_date(response.headers.get("last-modified", "")))
     except httpx.TooManyRedirects:
         raise FetchFailed(url, f"too many redirects (more than {MAX_REDIRECTS})") from None
@@ -217,7 +225,7 @@ def add_urls(urls: Iterable[str], corpus_dir: Path, client: httpx.Client, *, kno
 
 def _write_page(page: Page, corpus_dir: Path, known: Known) -> tuple[str, str]:
     """("added", file) after writing the page, or ("present", file) when its text is there."""
-    kind = PAGE_TYPES.get(page.content_type) or (".pdf" if page.body.lstrip()[:5] == b"%PDF-" else ".html")
+    kind = PAGE_TYPES.get(page.content_type) or (".pdf" if _is_pdf(page.body) else ".html")
     body, meta = read_document(page.body, kind, page.final_url)
     host = (urlsplit(page.final_url).hostname or "").removeprefix("www.")
     fields = {
@@ -235,6 +243,7 @@ def _write_page(page: Page, corpus_dir: Path, known: Known) -> tuple[str, str]:
     except UnreadableFile:  # what the page held was all furniture (menus, "Share", "Read more")
         raise UnreadableFile(page.final_url, "no article text found") from None
     if file := known.texts.get(text_fingerprint(article)):
+        known.remember(article, file, page.url, page.final_url)  # this run asks no more for these URLs
         return "present", file
     name = file_name(fields["source"], fields["date"], fields["title"], page.final_url)
     if (corpus_dir / name).exists():  # another article with the same outlet, date and title
@@ -304,6 +313,14 @@ def _http_date(value: str) -> str:
         return email.utils.parsedate_to_datetime(value).date().isoformat() if value else ""
     except (TypeError, ValueError):
         return ""
+
+
+def _is_pdf(body: bytes) -> bool:
+    return body.lstrip()[:5] == b"%PDF-"
+
+
+def _not_an_article(ctype: str) -> str:
+    return f"not an article: the server sent {ctype} (only HTML and PDF pages are added)"
 
 
 def _too_big(size: int, limit: int, at_least: bool = False) -> str:

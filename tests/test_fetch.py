@@ -126,6 +126,15 @@ def test_pdf(site, corpus, client):
         "Estuary management plan", "127.0.0.1", "2024-03-06", url)
 
 
+def test_pdf_sent_as_a_generic_download(site, corpus, client):
+    url = site.serve("/dl?id=7", pdf_bytes(["Berth 4 reopens in June."], title="Berth notice"),
+                     content_type="application/octet-stream")
+    assert add_one(url, corpus, client) == ("added", "127-0-0-1_undated_berth-notice.md")
+    site.serve("/dl?id=8", b"PK\x03\x04 a zip file", content_type="application/octet-stream")
+    assert add_one(site.url("/dl?id=8"), corpus, client) == (
+        "failed", "not an article: the server sent application/octet-stream (only HTML and PDF pages are added)")
+
+
 def test_jsonld_page_is_read_from_its_article_body(site, corpus, client):
     body = ("The council published the ferry tender on Monday. It asks for two electric ferries "
             "carrying 300 passengers each.\n\nBidders have until 30 June to apply.")
