@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             for field in FIELDS:
                 totals[label][field] += got[field]
             complete[label] += all(got.values())
-            cells.append(why[:27] if why else f"{''.join(f[0].upper() if got[f] else '-' for f in FIELDS)} {words:>5} words")
+            marks = "".join(f[0].upper() if got[f] else "-" for f in FIELDS)
+            cells.append(why[:27] if why else f"{marks} {words:>5} words")
         print(f"{path.name[:47]:<48} {cells[0]:<28} {cells[1]:<28}")
     print(f"\n{len(pages)} pages (T title, D date, O outlet, B body of at least {args.min_words} words)")
     for label in ("without", "with"):

@@ -194,6 +194,23 @@ class Site:
 
 
 @pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    """An empty corpus folder."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def web_client():
+    """An httpx client as `add` builds it, with a short timeout."""
+    from assistant.fetch import make_client
+
+    with make_client(timeout=2) as client:
+        yield client
+
+
+@pytest.fixture
 def site():
     """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
     web = Site()

@@ -6,7 +6,6 @@ import pytest
 
 from assistant.errors import CorpusError, FetchFailed
 from assistant.feeds import FeedReport, feed_links, follow_feeds, parse_interval, read_feed_list, run_every
-from assistant.fetch import make_client
 from conftest import article_page
 
 STORIES = {
@@ -39,19 +38,6 @@ def atom(*items: tuple[str, str]) -> str:
 
 
 @pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def client():
-    with make_client(timeout=2) as c:
-        yield c
-
-
-@pytest.fixture
 def news(site):
     """The site with three stories, an RSS feed of two and an Atom feed of two (one shared)."""
     for path, (title, paragraphs) in STORIES.items():
@@ -67,14 +53,14 @@ def files(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_new_entries_are_added_once(news, corpus, client):
-    reports = follow_feeds([news.url("/rss.xml"), news.url("/atom.xml")], corpus, client)
+def test_new_entries_are_added_once(news, corpus_dir, web_client):
+    reports = follow_feeds([news.url("/rss.xml"), news.url("/atom.xml")], corpus_dir, web_client)
     rss_report, atom_report = reports
     assert rss_report.error == "" and rss_report.entries == 2
     assert [url for url, _ in rss_report.articles.added] == [news.url("/news/levy"), news.url("/news/ferry")]
     assert [url for url, _ in atom_report.articles.added] == [news.url("/news/dredging")]
     assert [url for url, _ in atom_report.articles.present] == [news.url("/news/ferry")]  # listed by both feeds
-    assert files(corpus) == ["harbour-times_2024-03-05_dredging-of-the-northern-channel-to-start-in-may.md",
+    assert files(corpus_dir) == ["harbour-times_2024-03-05_dredging-of-the-northern-channel-to-start-in-may.md",
                              "harbour-times_2024-03-05_ferry-tender-published.md",
                              "harbour-times_2024-03-05_valdora-port-approves-container-levy.md"]
     assert all(news.hits[path] == 1 for path in STORIES)
@@ -82,46 +68,47 @@ def test_new_entries_are_added_once(news, corpus, client):
         f"{news.url('/rss.xml')}: 2 entries: 2 added, 0 already present, 0 failed")
 
 
-def test_second_run_adds_nothing_and_fetches_no_page(news, corpus, client):
+def test_second_run_adds_nothing_and_fetches_no_page(news, corpus_dir, web_client):
     feeds = [news.url("/rss.xml"), news.url("/atom.xml")]
-    follow_feeds(feeds, corpus, client)
-    before = {p.name: p.read_bytes() for p in corpus.iterdir()}
-    reports = follow_feeds(feeds, corpus, client)
+    follow_feeds(feeds, corpus_dir, web_client)
+    before = {p.name: p.read_bytes() for p in corpus_dir.iterdir()}
+    reports = follow_feeds(feeds, corpus_dir, web_client)
     assert [len(r.articles.added) for r in reports] == [0, 0]
     assert [len(r.articles.present) for r in reports] == [2, 2]
-    assert {p.name: p.read_bytes() for p in corpus.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in corpus_dir.iterdir()} == before
     assert all(news.hits[path] == 1 for path in STORIES)  # skipped by URL, before any request
     assert news.hits["/rss.xml"] == 2
 
 
-def test_entry_whose_url_changed_is_skipped_by_its_text(news, corpus, client):
-    follow_feeds([news.url("/rss.xml")], corpus, client)
+def test_entry_whose_url_changed_is_skipped_by_its_text(news, corpus_dir, web_client):
+    follow_feeds([news.url("/rss.xml")], corpus_dir, web_client)
     title, paragraphs = STORIES["/news/levy"]
     news.serve("/2024/03/05/levy-approved", article_page(title, paragraphs))  # the outlet moved the story
     news.serve("/rss.xml", rss(("Levy", news.url("/2024/03/05/levy-approved"))), content_type="application/rss+xml")
-    (report,) = follow_feeds([news.url("/rss.xml")], corpus, client)
+    (report,) = follow_feeds([news.url("/rss.xml")], corpus_dir, web_client)
     assert report.articles.added == []
     assert report.articles.present == [(news.url("/2024/03/05/levy-approved"),
                                         "harbour-times_2024-03-05_valdora-port-approves-container-levy.md")]
-    assert len(files(corpus)) == 2
+    assert len(files(corpus_dir)) == 2
 
 
-def test_feed_listing_the_same_page_twice(news, corpus, client):
+def test_feed_listing_the_same_page_twice(news, corpus_dir, web_client):
     link = news.url("/news/levy")
     news.serve("/twice.xml", rss(("Levy", link), ("Levy (updated)", link)), content_type="application/rss+xml")
-    (report,) = follow_feeds([news.url("/twice.xml")], corpus, client)
+    (report,) = follow_feeds([news.url("/twice.xml")], corpus_dir, web_client)
     assert report.entries == 1 and len(report.articles.added) == 1 and report.articles.failed == []
     assert news.hits["/news/levy"] == 1
 
 
-def test_a_failing_feed_does_not_stop_the_others(news, corpus, client):
+def test_a_failing_feed_does_not_stop_the_others(news, corpus_dir, web_client):
     news.serve("/broken.xml", '<?xml version="1.0"?><rss><channel><item><title>Levy</ti',
                content_type="application/rss+xml")
     news.serve("/page.html", "<html><body><p>Not a feed at all.</p></body></html>")
     news.serve("/books.xml", '<?xml version="1.0"?><catalog><book>Moby Dick</book></catalog>',
                content_type="application/xml")
-    reports = follow_feeds([news.url("/broken.xml"), news.url("/missing.xml"), news.url("/page.html"),
-                            news.url("/books.xml"), "ftp://127.0.0.1/feed.xml", news.url("/rss.xml")], corpus, client)
+    feeds = [news.url("/broken.xml"), news.url("/missing.xml"), news.url("/page.html"), news.url("/books.xml"),
+             "ftp://127.0.0.1/feed.xml", news.url("/rss.xml")]
+    reports = follow_feeds(feeds, corpus_dir, web_client)
     broken, missing, page, books, ftp, good = reports
     assert books.error == "not an RSS or Atom feed"
     assert broken.error == "not a readable RSS or Atom feed (unclosed token)"
@@ -132,10 +119,10 @@ def test_a_failing_feed_does_not_stop_the_others(news, corpus, client):
     assert broken.summary() == f"{news.url('/broken.xml')}: failed: {broken.error}"
 
 
-def test_failing_entries_are_named(news, corpus, client):
+def test_failing_entries_are_named(news, corpus_dir, web_client):
     news.serve("/mixed.xml", rss(("Levy", news.url("/news/levy")), ("Gone", news.url("/news/gone")),
                                  ("Script", "javascript:alert(1)")), content_type="application/rss+xml")
-    (report,) = follow_feeds([news.url("/mixed.xml")], corpus, client)
+    (report,) = follow_feeds([news.url("/mixed.xml")], corpus_dir, web_client)
     assert len(report.articles.added) == 1
     assert report.articles.failed == [
         (news.url("/news/gone"), "HTTP 404 Not Found"),
@@ -143,16 +130,16 @@ def test_failing_entries_are_named(news, corpus, client):
     assert f"  failed   {news.url('/news/gone')}: HTTP 404 Not Found" in report.summary()
 
 
-def test_feed_links(news, client):
-    assert feed_links(news.url("/atom.xml"), client) == [news.url("/news/ferry"), news.url("/news/dredging")]
+def test_feed_links(news, web_client):
+    assert feed_links(news.url("/atom.xml"), web_client) == [news.url("/news/ferry"), news.url("/news/dredging")]
     with pytest.raises(FetchFailed) as info:
-        feed_links(news.url("/nope.xml"), client)
+        feed_links(news.url("/nope.xml"), web_client)
     assert info.value.reason == "HTTP 404 Not Found"
 
 
-def test_empty_feed_is_fine(news, corpus, client):
+def test_empty_feed_is_fine(news, corpus_dir, web_client):
     news.serve("/empty.xml", rss(), content_type="application/rss+xml")
-    (report,) = follow_feeds([news.url("/empty.xml")], corpus, client)
+    (report,) = follow_feeds([news.url("/empty.xml")], corpus_dir, web_client)
     assert (report.error, report.entries, report.articles.added) == ("", 0, [])
 
 
@@ -160,7 +147,8 @@ def test_read_feed_list(tmp_path):
     path = tmp_path / "feeds.txt"
     path.write_text("# outlets\nhttps://a.example/rss\n\n  https://b.example/atom.xml  \nhttps://a.example/rss\n"
                     "https://c.example/feed#main\n", encoding="utf-8")
-    assert read_feed_list(path) == ["https://a.example/rss", "https://b.example/atom.xml", "https://c.example/feed#main"]
+    assert read_feed_list(path) == ["https://a.example/rss", "https://b.example/atom.xml",
+                                    "https://c.example/feed#main"]
     with pytest.raises(CorpusError, match="no feeds file at .*missing.txt"):
         read_feed_list(tmp_path / "missing.txt")
 

@@ -19,7 +19,8 @@ def page(*blocks, body: str = "<div id='app'><figcaption>The old harbour. Photo:
 
 def test_opinion_news_article_with_its_metadata():
     ld = {"@context": "https://schema.org", "@type": "OpinionNewsArticle",
-          "headline": "Valdora’s ferry tender is a test of its promises", "datePublished": "2024-02-11T09:15:00+01:00",
+          "headline": "Valdora’s ferry tender is a test of its promises",
+          "datePublished": "2024-02-11T09:15:00+01:00",
           # Some outlets write `author` as a JSON string inside the JSON.
           "author": json.dumps({"@type": "Person", "name": "Ines Calder"}),
           "publisher": {"@type": "NewsMediaOrganization", "name": "Coast Courier"},
