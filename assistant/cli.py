@@ -1,10 +1,11 @@
-"""`python -m assistant ingest|status|search|ask|feedback|eval`: a stable contract for scripts."""
+"""`python -m assistant ingest|add|feeds|status|search|ask|feedback|eval`: a stable contract for scripts."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("ingest", _ingest, "make the index match the corpus folder")
     p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = command("add", _add, "fetch web pages (HTML or PDF) into the corpus folder, then ingest them")
+    p.add_argument("urls", nargs="+", metavar="URL", help="http(s) URL of an article page or PDF")
+    p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = command("feeds", _feeds, "add the new entries of RSS/Atom feeds to the corpus folder, then ingest them")
+    p.add_argument("--feeds", type=Path, metavar="FILE",
+                   help="feed URLs, one a line (default: feeds.txt in the corpus folder)")
+    p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
+    p.add_argument("--every", type=_interval, metavar="DURATION",
+                   help="run again every DURATION (30m, 1h, 2h30m; at least 1m) until stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = command("status", _status, "what the index holds")
@@ -110,6 +124,88 @@ def _ingest(args, settings: Settings) -> int:
     report = ingest(settings, embedder, progress=not args.quiet)
     print(report.summary())
     return 0
+
+
+def _add(args, settings: Settings) -> int:
+    from .corpus import require_corpus_dir
+    from .fetch import add_urls, make_client
+
+    require_corpus_dir(settings.corpus_dir)
+    with _one_writer(settings.corpus_dir), make_client() as client:
+        report = add_urls(args.urls, settings.corpus_dir, client)
+        print(report.summary(), flush=True)
+        if report.added:
+            _ingest_added(settings, quiet=args.quiet)
+    return 1 if report.failed else 0
+
+
+def _feeds(args, settings: Settings) -> int:
+    from .corpus import require_corpus_dir
+    from .embeddings import MiniLM
+    from .feeds import follow_feeds, read_feed_list, run_every
+    from .fetch import make_client
+
+    require_corpus_dir(settings.corpus_dir)
+    feeds_file = args.feeds or settings.corpus_dir / "feeds.txt"
+    embedder = MiniLM(threads=None)  # loads on first use, then serves every round
+
+    def once() -> int:
+        feed_urls = read_feed_list(feeds_file)  # read each round: the operator may edit it
+        with _one_writer(settings.corpus_dir), make_client() as client:
+            reports = follow_feeds(feed_urls, settings.corpus_dir, client)
+            for report in reports:
+                print(report.summary(), flush=True)
+            if any(r.articles.added for r in reports):
+                _ingest_added(settings, quiet=args.quiet, embedder=embedder)
+        return 1 if any(r.error or r.articles.failed for r in reports) else 0
+
+    if args.every is None:
+        return once()
+
+    def guarded() -> int:  # one bad round (feeds file gone, an ingest running) must not end the loop
+        try:
+            return once()
+        except AssistantError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 2
+
+    return run_every(args.every, guarded, say=lambda line: print(line, flush=True))
+
+
+@contextmanager
+def _one_writer(corpus_dir: Path):
+    """Lock the corpus folder itself (flock on the directory: no lock file) for an add or feeds
+    run: two at once, a cron job and a hand-run `add`, could write one new page under two names."""
+    import fcntl
+    import os
+
+    fd = os.open(corpus_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AssistantError(f"another add or feeds run is writing to {corpus_dir}; "
+                                 "try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _ingest_added(settings: Settings, quiet: bool, embedder=None) -> None:
+    from .embeddings import MiniLM
+    from .ingest import ingest
+
+    report = ingest(settings, embedder or MiniLM(threads=None), progress=not quiet)
+    print(report.summary(), flush=True)
+
+
+def _interval(text: str) -> float:
+    from .feeds import parse_interval
+
+    try:
+        return parse_interval(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _status(args, settings: Settings) -> int:

@@ -21,10 +21,14 @@ import yaml
 from pypdf import PdfReader
 
 from assistant.errors import CorpusError, OutsideCorpus, UnreadableFile
+from assistant.jsonld import read_jsonld
 from assistant.schema import Article
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 MAX_BYTES = 20_000_000
+# A page's JSON-LD `articleBody` replaces the text found in its markup when it has this many
+# times the words (a script-rendered page: the markup held a caption or a teaser).
+JSONLD_RATIO = 2
 
 # Lines that are page furniture when they are the whole line (compared lowercased).
 BOILERPLATE = frozenset(
@@ -83,18 +87,27 @@ def load_article(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_BYTES) ->
         raw = path.read_bytes()
     except OSError as exc:
         raise UnreadableFile(path, f"cannot read: {exc.strerror or exc}") from None
+    return article_from_bytes(raw, path.suffix, path.relative_to(corpus_dir).as_posix(), where=path)
 
-    suffix = path.suffix.lower()
+
+def read_document(raw: bytes, suffix: str, where) -> tuple[str, dict]:
+    """Body text (before cleaning) and metadata of a document's bytes; `suffix` picks the
+    reader, `where` (a path or URL) names it in the `UnreadableFile` it may raise."""
+    suffix = suffix.lower()
     if suffix == ".pdf":
-        body, meta = _read_pdf(path, raw)
-    elif suffix in (".html", ".htm"):
-        body, meta = _read_html(path, raw)
-    else:
-        body, meta = _read_text(path, raw)
+        return _read_pdf(where, raw)
+    if suffix in (".html", ".htm"):
+        return _read_html(where, raw)
+    return _read_text(where, raw)
 
+
+def article_from_bytes(raw: bytes, suffix: str, article_id: str, where) -> Article:
+    """The cleaned `Article` a corpus file with these bytes and this suffix reads as."""
+    suffix = suffix.lower()
+    body, meta = read_document(raw, suffix, where)
     text = clean_text(body, meta.get("title", ""))
     if not text:
-        raise UnreadableFile(path, "no article text found" if suffix in (".html", ".htm") else "empty")
+        raise UnreadableFile(where, "no article text found" if suffix in (".html", ".htm") else "empty")
     fields = {
         "title": meta.get("title", ""),
         "source": meta.get("source", ""),
@@ -106,7 +119,7 @@ def load_article(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_BYTES) ->
     payload = json.dumps([text, fields["title"], fields["source"], fields["date"],
                           fields["url"], list(fields["authors"])], ensure_ascii=False)
     return Article(
-        article_id=path.relative_to(corpus_dir).as_posix(),
+        article_id=article_id,
         text=text,
         content_hash=hashlib.sha256(payload.encode("utf-8")).hexdigest(),
         **fields,
@@ -230,14 +243,19 @@ def _read_html(path: Path, raw: bytes) -> tuple[str, dict]:
     # Extraction returns plain text only, so no markup in the page is ever interpreted.
     try:
         text = trafilatura.extract(raw, output_format="txt", include_comments=False,
-                                   include_tables=True, with_metadata=False, favor_precision=True)
-        doc = trafilatura.extract_metadata(raw) if text else None
+                                   include_tables=True, with_metadata=False, favor_precision=True) or ""
+        ld = read_jsonld(raw)
+        doc = trafilatura.extract_metadata(raw) if text.strip() or ld else None
     except Exception as exc:  # lxml and trafilatura raise many types on odd input
         raise UnreadableFile(path, f"not readable HTML: {exc}") from None
-    if not text or not text.strip():
-        raise UnreadableFile(path, "no article text found")
     # trafilatura puts one paragraph per line; blank lines between them, as in Markdown.
-    text = "\n\n".join(text.splitlines())
+    text = "\n\n".join(line for line in text.splitlines() if line.strip())
+    # Pages that render the story with JavaScript keep it in JSON-LD; the markup then
+    # yields a caption or nothing. Their `articleBody` wins when it is much the longer.
+    if ld and len(ld.body.split()) > JSONLD_RATIO * len(text.split()):
+        text = ld.body
+    if not text:
+        raise UnreadableFile(path, "no article text found")
     meta = {}
     if doc is not None:
         meta = {
@@ -247,6 +265,10 @@ def _read_html(path: Path, raw: bytes) -> tuple[str, dict]:
             "url": _str(doc.url),
             "authors": tuple(a.strip() for a in (doc.author or "").split(";") if a.strip()),
         }
+    if ld:  # what trafilatura's metadata left empty
+        for key, value in (("title", ld.title), ("source", ld.source), ("date", normalise_date(ld.date)),
+                           ("url", ld.url), ("authors", ld.authors)):
+            meta[key] = meta.get(key) or value
     return text, meta
 
 

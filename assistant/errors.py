@@ -6,6 +6,7 @@
     │   └── OutsideCorpus    a link to a file outside the corpus folder (reported, never followed)
     ├── IndexNotReady        no index yet, or the Chroma server cannot be reached
     ├── IngestRunning        another ingest holds the ingest lock
+    ├── FetchFailed          one URL or feed could not be fetched or read (reported, then skipped)
     ├── BadQuestion          empty, too long, or otherwise unusable question
     ├── Busy                 every answer slot is taken (capacity.py); try again in `retry_after` s
     ├── BadFeedback          a reader's feedback that cannot be stored as sent (too long, unknown rating)
@@ -39,6 +40,13 @@ class IndexNotReady(AssistantError):
 
 class IngestRunning(AssistantError):
     pass
+
+
+class FetchFailed(AssistantError):
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
 
 
 class BadQuestion(AssistantError):

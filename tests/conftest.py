@@ -8,8 +8,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -196,3 +200,121 @@ def holds_contract(answer, articles=ARTICLES) -> None:
     for c in answer.citations:
         assert c.quote and c.quote in c.hit.chunk.text and c.quote in articles[c.hit.chunk.article_id]
         assert f"[{c.n}]" in answer.text
+
+
+# --- a real web site on 127.0.0.1, for fetching pages and feeds -------------------
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    send_length: bool = True  # False: no Content-Length, the body ends when the connection closes
+    stall: bool = False  # never answer (until the test ends)
+
+
+class Site:
+    """Routes served by a real `http.server` on a free loopback port; counts requests per path."""
+
+    def __init__(self):
+        self.routes: dict[str, Route] = {}
+        self.hits: Counter = Counter()
+        self.release = threading.Event()  # set at teardown: stalled handlers return
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                site.hits[self.path] += 1
+                route = site.routes.get(self.path) or site.routes.get(self.path.split("?")[0])
+                if route is None:
+                    route = Route(b"<html><body><h1>Not found</h1></body></html>", status=404)
+                if route.stall:
+                    site.release.wait(30)
+                    return
+                self.send_response(route.status)
+                if route.content_type:
+                    self.send_header("Content-Type", route.content_type)
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                if route.send_length:
+                    self.send_header("Content-Length", str(len(route.body)))
+                else:
+                    self.close_connection = True
+                self.end_headers()
+                try:
+                    self.wfile.write(route.body)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: too big
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serve(self, path: str, body: str | bytes, **route) -> str:
+        self.routes[path] = Route(body.encode("utf-8") if isinstance(body, str) else body, **route)
+        return self.url(path)
+
+    def redirect(self, path: str, to: str, status: int = 302) -> str:
+        return self.serve(path, b"", status=status, headers={"Location": to}, content_type="")
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    """An empty corpus folder."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def web_client():
+    """An httpx client as `add` builds it, with a short timeout."""
+    from assistant.fetch import make_client
+
+    with make_client(timeout=2) as client:
+        yield client
+
+
+@pytest.fixture
+def site():
+    """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
+    web = Site()
+    thread = threading.Thread(target=web.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield web
+    finally:
+        web.release.set()
+        web.server.shutdown()
+        web.server.server_close()
+        thread.join(timeout=10)
+
+
+def article_page(title: str, paragraphs: list[str], *, outlet: str = "Harbour Times", date: str = "2024-03-05",
+                 author: str = "Mara Quint", canonical: str = "") -> str:
+    """A news page: navigation, a cookie banner and a footer around the story's paragraphs."""
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    link = f'<link rel="canonical" href="{canonical}">' if canonical else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} | {outlet}</title>
+<meta property="og:site_name" content="{outlet}"><meta property="og:title" content="{title}">
+<meta name="author" content="{author}"><meta property="article:published_time" content="{date}T08:30:00Z">
+{link}</head><body>
+<header><a href="/">{outlet}</a><nav><ul><li><a href="/world">World</a></li><li><a href="/business">Business</a></li>
+<li><a href="/opinion">Opinion</a></li><li><a href="/subscribe">Subscribe</a></li></ul></nav></header>
+<div class="cookie-banner">We use cookies to improve your experience. <a href="/privacy">Accept all</a></div>
+<main><article><h1>{title}</h1><p class="byline">By {author}</p>
+{body}
+</article>
+<aside><h2>Most read</h2><ul><li><a href="/a1">Ferry timetable changes for the summer</a></li>
+<li><a href="/a2">Council approves new cycle lanes</a></li></ul></aside></main>
+<footer><p>© 2024 {outlet}. All rights reserved.</p><a href="/privacy">Privacy</a> <a href="/terms">Terms</a>
+<a href="/contact">Contact us</a></footer></body></html>"""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from assistant.corpus import load_article
-from conftest import ROOT, SAMPLE, SEED_ID, TRADE_QUESTION
+from conftest import ROOT, SAMPLE, SEED_ID, TRADE_QUESTION, article_page
 
 pytestmark = pytest.mark.slow
 
@@ -220,3 +220,93 @@ def test_feedback_lists_newest_first_and_says_when_there_is_none(tmp_path):
     assert text.startswith("2 entries (1 👍, 1 👎)") and "comment: Say which months" in text
     assert "No feedback since 2999-01-01" in ok(cli("feedback", "--index", tmp_path, "--since", "2999-01-01"))
     assert "use YYYY-MM-DD" in error_line(cli("feedback", "--index", tmp_path, "--since", "last week"))
+
+
+# --- add and feeds: pages from a real HTTP server on 127.0.0.1 -------------------------
+
+LEVY = [
+    "The port authority of Valdora approved a levy of 14 euros per container on Tuesday, to take effect "
+    "on 1 April, the first such charge in the harbour's history.",
+    "Shipping lines said the levy would be passed on to importers, while the authority said the money "
+    "would pay for dredging the northern channel and for shore power at three berths.",
+]
+LEVY_FILE = "harbour-times_2024-03-05_valdora-port-approves-container-levy.md"
+
+
+def fresh(tmp_path) -> tuple[Path, Path]:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    return corpus, tmp_path / "index"
+
+
+def test_add_dead_url_changes_nothing_and_says_why(site, tmp_path):
+    corpus, index = fresh(tmp_path)
+    proc = cli("add", site.url("/gone"), "ftp://127.0.0.1/a", "--corpus", corpus, "--index", index)
+    assert proc.returncode == 1, proc.stderr
+    assert f"  failed   {site.url('/gone')}: HTTP 404 Not Found" in proc.stdout
+    assert "  failed   ftp://127.0.0.1/a: not an http(s) URL" in proc.stdout
+    assert list(corpus.iterdir()) == [] and not index.exists()  # nothing written, no ingest
+
+
+def test_add_then_ask_cites_the_page_url_and_date(site, tmp_path):
+    corpus, index = fresh(tmp_path)
+    url = site.serve("/news/levy", article_page("Valdora port approves container levy", LEVY))
+
+    proc = cli("add", url, site.url("/gone"), "--corpus", corpus, "--index", index, "--quiet")
+    assert proc.returncode == 1  # one URL failed; the other still went in and was ingested
+    assert f"  added    {url} → {LEVY_FILE}" in proc.stdout
+    assert f"  added    {LEVY_FILE}" in proc.stdout  # the ingest's report
+
+    again = ok(cli("add", url, "--corpus", corpus, "--index", index, "--quiet"))
+    assert again.splitlines() == ["added 0, already present 1, failed 0", f"  present  {url} (already in {LEVY_FILE})"]
+    assert site.hits["/news/levy"] == 1
+
+    result = json.loads(ok(cli("ask", "How much is the container levy in Valdora?", "--json", "--index", index)))
+    assert not result["refused"] and "14 euros" in result["answer"]
+    (citation, *_) = result["citations"]
+    assert (citation["url"], citation["date"], citation["source"]) == (url, "2024-03-05", "Harbour Times")
+    assert citation["quote"] in load_article(corpus / LEVY_FILE, corpus).text
+
+
+def test_feeds_adds_new_entries_once(site, tmp_path):
+    corpus, index = fresh(tmp_path)
+    site.serve("/news/levy", article_page("Valdora port approves container levy", LEVY))
+    site.serve("/rss.xml", '<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Times</title>'
+                           f'<item><title>Levy</title><link>{site.url("/news/levy")}</link></item>'
+                           f'<item><title>Levy again</title><link>{site.url("/news/levy")}</link></item>'
+                           '</channel></rss>', content_type="application/rss+xml")
+    (corpus / "feeds.txt").write_text(f"# outlets we follow\n{site.url('/rss.xml')}\n{site.url('/gone.xml')}\n",
+                                      encoding="utf-8")
+
+    first = cli("feeds", "--corpus", corpus, "--index", index, "--quiet")
+    assert first.returncode == 1  # the second feed is gone
+    assert f"{site.url('/rss.xml')}: 1 entry: 1 added, 0 already present, 0 failed" in first.stdout
+    assert f"{site.url('/gone.xml')}: failed: HTTP 404 Not Found" in first.stdout
+    assert f"  added    {LEVY_FILE}" in first.stdout
+
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(site.url("/rss.xml") + "\n", encoding="utf-8")
+    second = ok(cli("feeds", "--feeds", feeds, "--corpus", corpus, "--index", index))
+    assert second.splitlines() == [f"{site.url('/rss.xml')}: 1 entry: 0 added, 1 already present, 0 failed"]
+    assert site.hits["/news/levy"] == 1
+    assert sorted(p.name for p in corpus.iterdir()) == ["feeds.txt", LEVY_FILE]
+
+
+def test_feeds_without_a_feeds_file_says_where_to_put_it(tmp_path):
+    corpus, index = fresh(tmp_path)
+    line = error_line(cli("feeds", "--corpus", corpus, "--index", index))
+    assert line == f"error: no feeds file at {corpus / 'feeds.txt'}: list RSS or Atom feed URLs there, one a line"
+
+
+def test_add_while_another_run_writes_says_so(site, tmp_path):
+    import fcntl
+
+    corpus, index = fresh(tmp_path)
+    fd = os.open(corpus, os.O_RDONLY)  # what a running add or feeds holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = error_line(cli("add", site.url("/news/levy"), "--corpus", corpus, "--index", index))
+    finally:
+        os.close(fd)
+    assert line == f"error: another add or feeds run is writing to {corpus}; try again when it has finished"
+    assert sum(site.hits.values()) == 0 and list(corpus.iterdir()) == []

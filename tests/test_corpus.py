@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -429,3 +430,38 @@ def test_clean_text_drops_title_line_and_video_caption():
 def test_markdown_headings_are_kept():
     text = "# Harbour report\n\nThe harbour reopened on Monday.\n\n## Costs\n\nFees rose."
     assert clean_text(text) == text
+
+
+# --- HTML whose story sits in JSON-LD ------------------------------------------------
+
+JSONLD_BODY = ("Valdora’s council spent a year promising a new ferry link. Last week it finally published "
+               "the tender, and its terms say more about the council’s priorities than any speech.\n\n"
+               "The tender asks for two electric ferries carrying 300 passengers each, running every "
+               "20 minutes between the old harbour and the island of Mesk from 2026.")
+
+
+def jsonld_page(article_body: str, markup: str) -> str:
+    ld = {"@context": "https://schema.org", "@type": "OpinionNewsArticle",
+          "headline": "Valdora’s ferry tender is a test of its promises", "datePublished": "2024-02-11T09:15:00+01:00",
+          "author": {"@type": "Person", "name": "Ines Calder"}, "publisher": {"name": "Coast Courier"},
+          "mainEntityOfPage": "https://courier.example/opinion/ferry-tender", "articleBody": article_body}
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Ferry tender | Coast Courier</title>'
+            f'<script type="application/ld+json">{json.dumps(ld, ensure_ascii=False)}</script></head>'
+            f'<body><nav><a href="/">Coast Courier</a> <a href="/opinion">Opinion</a></nav>{markup}'
+            f'<footer>© Coast Courier</footer></body></html>')
+
+
+def test_html_story_in_jsonld_is_read_from_there(tmp_path):
+    caption = "<figure><img src='/f.jpg'><figcaption>The harbour ferry leaves for Mesk. Photo: AP</figcaption></figure>"
+    article = load_article(write(tmp_path, "ferry.html", jsonld_page(JSONLD_BODY, caption)), tmp_path)
+    assert article.text == JSONLD_BODY
+    assert (article.title, article.source, article.date, article.url, article.authors) == (
+        "Valdora’s ferry tender is a test of its promises", "Coast Courier", "2024-02-11",
+        "https://courier.example/opinion/ferry-tender", ("Ines Calder",))
+
+
+def test_html_markup_story_wins_over_a_jsonld_teaser(tmp_path):
+    story = "".join(f"<p>{p}</p>" for p in JSONLD_BODY.split("\n\n"))
+    article = load_article(write(tmp_path, "ferry.html", jsonld_page("A new ferry link.", f"<article>{story}</article>")),
+                           tmp_path)
+    assert article.text == JSONLD_BODY  # from the markup: the teaser is far shorter
