@@ -28,8 +28,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     top_k: int = 5
-    # Below this dense cosine similarity of the best passage the assistant refuses.
-    # Set from the score distributions of answerable vs unanswerable questions (README).
+    # Before asking a language model (when its own floor is not set): refuse below this dense
+    # cosine similarity of the best passage. The extractive answerer decides from weights.json.
     min_similarity: float = 0.1
     # ...or when no passage holds this share of the question's IDF-weighted terms.
     min_coverage: float = 0.4
