@@ -196,8 +196,10 @@ class ExtractiveAnswerer:
         stored = self.sentence_vectors([h.chunk.chunk_id for h in hits]) if self.sentence_vectors and hits else {}
         for hit in hits:
             known = {(s, e): v for s, e, v in stored.get(hit.chunk.chunk_id, ())}
-            for i, (s, e) in enumerate(spans_of(hit.chunk.text)):
-                spans.append((hit, i, s, e, known.get((s, e))))
+            for i, (s, e) in enumerate(sentence_spans(hit.chunk.text)):
+                vector = known.get((s, e))  # stored under the sentence's own span, bullet and all
+                bullet = _BULLET.match(hit.chunk.text[s:e])
+                spans.append((hit, i, s + bullet.end() if bullet else s, e, vector))
         if not spans:
             return []
         missing = [k for k, (hit, _, s, e, v) in enumerate(spans) if v is None]

@@ -152,7 +152,7 @@ def chat_turn(http: httpx.Client, site, question: str, history=(), outlets=(), s
               session: str = "probe"):
     """One turn of the Gradio chat as the page sends it (queue/join, then the event stream):
     (status of the join, its JSON body or the `process_completed` message)."""
-    body = {"data": [question, list(history), list(outlets), since, until], "fn_index": site.ask,
+    body = {"data": [question, list(history), list(outlets), since, until, None], "fn_index": site.ask,
             "session_hash": session, "event_data": None, "trigger_id": None}
     joined = http.post(site.url + "/gradio_api/queue/join", json=body)
     if joined.status_code != 200:
@@ -215,7 +215,7 @@ def test_cache_files_and_gradio_routes_the_app_does_not_use_are_gone(site):
     gone = {"GET": ["/gradio_api/file=/etc/hostname", "/gradio_api/file=/tmp/gradio/x/hostname",
                     "/gradio_api/file/etc/hostname", "/gradio_api/proxy=http://127.0.0.1/", "/gradio_api/upload_progress",
                     "/gradio_api/startup-events", "/gradio_api/run-history/buckets", "/gradio_api/dev/reload",
-                    "/gradio_api/vibe-code", "/gradio_api/runs", "/gradio_api/user", "/gradio_api/token", "/gradio_api/heartbeat/x",
+                    "/gradio_api/vibe-code", "/gradio_api/runs", "/gradio_api/user", "/gradio_api/token",
                     "/gradio_api/app_id", "/gradio_api/login_check", "/logout", "/monitoring", "/monitoring/summary",
                     "/monitoring/x", "/api/docs", "/api/redoc", "/docs/oauth2-redirect", "/openapi.json",
                     "/svelte/x.js", "/manifest.json", "/gradio_api/theme.css"],
@@ -274,7 +274,7 @@ def test_a_full_queue_says_busy_and_the_server_keeps_answering(site):
         with client(100 + i) as http:
             start.wait()
             r = http.post(site.url + "/gradio_api/queue/join",
-                          json={"data": [TRADE_QUESTION, [], [], "", ""], "fn_index": site.ask,
+                          json={"data": [TRADE_QUESTION, [], [], "", "", None], "fn_index": site.ask,
                                 "session_hash": f"burst{i}", "event_data": None, "trigger_id": None})
             results.append((r.status_code, r.json()))
 
@@ -385,7 +385,7 @@ def test_gradio_itself_refuses_a_file_the_client_names(seed_assistant, path):
         done = {}
 
         def turn():
-            c.post("/gradio_api/queue/join", json={"data": ["Who is Liu Weidong?", history, [], "", ""],
+            c.post("/gradio_api/queue/join", json={"data": ["Who is Liu Weidong?", history, [], "", "", None],
                                                    "fn_index": ask, "session_hash": "root", "trigger_id": None})
             with c.stream("GET", "/gradio_api/queue/data", params={"session_hash": "root"}) as stream:
                 for line in stream.iter_lines():
