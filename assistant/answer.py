@@ -26,7 +26,7 @@ import numpy as np
 from . import signals
 from .embeddings import MiniLM
 from .schema import Answer, ArticleRef, Citation, Hit
-from .text import RECENT, sentence_spans
+from .text import RECENT, content_words, sentence_spans, stemmed_terms
 
 NOT_COVERED = "The articles I have don't cover this."
 MAX_SENTENCES = 2
@@ -196,16 +196,16 @@ class ExtractiveAnswerer:
         stored = self.sentence_vectors([h.chunk.chunk_id for h in hits]) if self.sentence_vectors and hits else {}
         for hit in hits:
             known = {(s, e): v for s, e, v in stored.get(hit.chunk.chunk_id, ())}
-            for i, (s, e) in enumerate(sentence_spans(hit.chunk.text)):
+            for s, e in sentence_spans(hit.chunk.text):
                 vector = known.get((s, e))  # stored under the sentence's own span, bullet and all
                 bullet = _BULLET.match(hit.chunk.text[s:e])
-                spans.append((hit, i, s + bullet.end() if bullet else s, e, vector))
+                spans.append((hit, s + bullet.end() if bullet else s, e, vector))
         if not spans:
             return []
-        missing = [k for k, (hit, _, s, e, v) in enumerate(spans) if v is None]
+        missing = [k for k, (*_, v) in enumerate(spans) if v is None]
         vectors = [v for *_, v in spans]
         if missing:
-            encoded = self.embedder.encode([spans[k][0].chunk.text[spans[k][2]:spans[k][3]] for k in missing])
+            encoded = self.embedder.encode([spans[k][0].chunk.text[spans[k][1]:spans[k][2]] for k in missing])
             for k, v in zip(missing, encoded):
                 vectors[k] = v
         q = self.embedder.encode([question])[0]
@@ -217,12 +217,12 @@ class ExtractiveAnswerer:
             by_hit.setdefault(hit.chunk.chunk_id, []).append(k)
         passage_terms = {h.chunk.chunk_id: signals.share(asked, f"{h.chunk.title}\n{h.chunk.text}", self.idf)
                          for h in hits}
-        words = signals.content_words(question)
+        words = content_words(question)
         why = bool(signals.ASKS_WHY.search(question))
         rows = []
         for cid, members in by_hit.items():
             for j, k in enumerate(members):
-                hit, i, s, e, _ = spans[k]
+                hit, s, e, _ = spans[k]
                 text = hit.chunk.text[s:e]
                 if len(text.split()) < MIN_WORDS:
                     continue
@@ -231,7 +231,7 @@ class ExtractiveAnswerer:
                     continue
                 seen.add(key)
                 around = [members[x] for x in (j - 1, j, j + 1) if 0 <= x < len(members)]
-                context_text = " ".join(hit.chunk.text[spans[x][2]:spans[x][3]] for x in around)
+                context_text = " ".join(hit.chunk.text[spans[x][1]:spans[x][2]] for x in around)
                 context_vec = signals.unit(np.sum([vectors[x] for x in around], axis=0))
                 rows.append((hit, s, e, text, {
                     "cos": float(np.dot(vectors[k], q)),
@@ -246,13 +246,13 @@ class ExtractiveAnswerer:
                     "has_number": float(bool(re.search(r"\d", text))),
                     "length": signals.log_words(text),
                     "lead": float(hit.chunk.start + s < 400),
-                    "overlap": len(words & signals.content_words(text)) / len(words) if words else 0.0,
+                    "overlap": len(words & content_words(text)) / len(words) if words else 0.0,
                     "cause": float(why and bool(signals.GIVES_REASON.search(text))),
                     "absence": float(bool(signals.SAYS_UNKNOWN.search(text))),
                 }))
-        focus = signals.focus_weights(asked, [signals.stemmed_terms(r[3]) for r in rows], self.idf)
+        focus = signals.focus_weights(asked, [stemmed_terms(r[3]) for r in rows], self.idf)
         for row in rows:
-            row[4]["focus"] = signals.weighted(focus, signals.stemmed_terms(row[3]))
+            row[4]["focus"] = signals.weighted(focus, stemmed_terms(row[3]))
         best = {name: max((r[4][name] for r in rows), default=0.0) for name in _RELATIVE}
         for hit, s, e, _, f in rows:
             f.update({f"{name}_gap": f[name] - best[name] for name in _RELATIVE})

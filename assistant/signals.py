@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .text import RECENT, content_words, stemmed_terms, weighted_share  # noqa: F401 (content_words: used by answer.py)
+from .text import RECENT, stemmed_terms, weighted_share
 
 # --- the kind of answer a question asks for ----------------------------------------------------
 
