@@ -318,13 +318,15 @@ def _eval(args, settings: Settings) -> int:
             for key in (case.question.source_file, "pooled"):
                 record = score_question(per_set[key], case.question, list(case.ranked), answer, text)
             if name == "committed":
-                records.append(record)
+                records.append(record | {"answerer": "extractive"})
         for key, scores in per_set.items():
             if key != "pooled" or len(sets) > 1:
                 tables[f"{name}: {key}"] = scores.table()
     generative = _generative(args, settings, assistant)
     if generative:
-        tables.update(_llm_tables(generative, cases, answers["committed"], text))
+        llm_tables, llm_records = _llm_tables(generative, cases, answers["committed"], text)
+        tables.update(llm_tables)
+        records += llm_records
     if args.baseline:
         tables["langchain (retrieval only)"] = _baseline_table(args, settings, assistant,
                                                                [(c.question, c.query) for c in cases])
@@ -344,17 +346,22 @@ def _eval(args, settings: Settings) -> int:
     return 0
 
 
-def _llm_tables(generative, cases, extractive, text) -> dict:
-    """The same passages answered by a language model, scored beside the extractive answers."""
+def _llm_tables(generative, cases, extractive, text) -> tuple[dict, list[dict]]:
+    """The same passages answered by a language model, scored beside the extractive answers;
+    with its per-question records (answerer "llm", the model's draft and outcome)."""
     from .evaluate import Scores, score_question
     from .verify import answer_citation_precision, model_citation_precision
 
     scores, support = Scores(), generative.answerer.support
     precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
-    first_tokens = []
+    first_tokens, records = [], []
     for case, answer in zip(cases, extractive):
         written = generative.respond(case.query, list(case.hits))
-        score_question(scores, case.question, list(case.ranked), written, text)
+        record = score_question(scores, case.question, list(case.ranked), written, text)
+        v = written.verification
+        records.append(record | {"answerer": "llm", "draft": v.draft if v else None,
+                                 "outcome": (v.outcome if v else "floor"),
+                                 "first_token": v.first_token if v else None})
         for key, a in (("ours", answer), ("llm", written)):
             precision[key] = [x + y for x, y in zip(precision[key], answer_citation_precision(a, support))]
         checked = written.verification
@@ -367,7 +374,7 @@ def _llm_tables(generative, cases, extractive, text) -> dict:
     table.update(citation_precision=share(precision["llm"]), model_citation_precision=share(precision["model"]),
                  model_answer_fell_back=precision["fallbacks"], extractive_citation_precision=share(precision["ours"]),
                  **_first_token(first_tokens))
-    return {"llm: pooled": table}
+    return {"llm: pooled": table}, records
 
 
 def _generative(args, settings: Settings, assistant):

@@ -131,6 +131,7 @@ class Scores:
     refused_answerable: int = 0
     gold_in_answer: int = 0
     evidence_in_answer: int = 0
+    evidence_in_quotes: int = 0  # in the answer or the quotes shown with it (a model's words are not the evidence's)
     absence_quoted: int = 0  # unanswerable, answered by quoting an article saying it is not known
     quotes: int = 0
     quotes_verbatim: int = 0
@@ -151,6 +152,7 @@ class Scores:
             "recall@10": round(self.recall(10), 3),
             "mrr": round(sum(1 / r for r in self.ranks if r) / max(len(self.ranks), 1), 3),
             "evidence_in_answer": round(self.evidence_in_answer / n, 3),
+            "evidence_in_answer_or_quotes": round(self.evidence_in_quotes / n, 3),
             "unanswerable_handled": (round((self.refused_unanswerable + self.absence_quoted) / self.unanswerable, 3)
                                      if self.unanswerable else None),
             "refusal_accuracy": round(self.refused_unanswerable / self.unanswerable, 3) if self.unanswerable else None,
@@ -184,7 +186,10 @@ def score_question(scores: Scores, q: Question, ranked: list[Hit], answer: Answe
         scores.gold_in_answer += gold
         evidence = (not answer.refused) and evidence_in_answer(shown, q.evidence)
         scores.evidence_in_answer += evidence
-        record.update(rank=rank, gold_in_answer=gold, evidence_in_answer=evidence,
+        quoted = (not answer.refused) and evidence_in_answer(" ".join([shown, *(c.quote for c in answer.citations)]),
+                                                             q.evidence)
+        scores.evidence_in_quotes += quoted
+        record.update(rank=rank, gold_in_answer=gold, evidence_in_answer=evidence, evidence_in_quotes=quoted,
                       top_passage=ranked[0].chunk.text[:200] if ranked else None,
                       evidence=list(q.evidence), doc_ids=list(q.doc_ids))
     else:

@@ -88,8 +88,9 @@ class ChatAnswerer:
 
     def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str | Answer]:
         """The model's draft as it is generated (str pieces), then the checked `Answer`."""
+        start = time.monotonic()  # the reader waits from here: choosing the excerpts counts
         shown = self.excerpts(question, hits)
-        draft, first, start = [], None, time.monotonic()
+        draft, first = [], None
         try:
             deadline = start + self.timeout
             for chunk in self.model.stream(build_messages(question, shown)):
@@ -187,4 +188,5 @@ def build_chat_answerer(settings, fallback: Answerer, encode=None, weight=None) 
     model, keep_alive = chat_model(settings.llm, settings)
     return ChatAnswerer(model, fallback, Support(encode, weight), name=settings.llm, timeout=settings.llm_timeout,
                         keep_alive=keep_alive, context_tokens=settings.llm_context_tokens,
-                        score=relevance(encode, weight), floor=floor())
+                        score=relevance(encode, weight, stored=getattr(fallback, "sentence_vectors", None)),
+                        floor=floor())

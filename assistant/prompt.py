@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -76,30 +76,43 @@ def tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
-Score = Callable[[str, list[str]], np.ndarray]
+# Scores the sentences of retrieved passages for the question: (question, hits, [(hit index,
+# start, end)]) → one score per sentence; higher is shown first.
+Score = Callable[[str, Sequence[Hit], Sequence[tuple[int, int, int]]], np.ndarray]
+# Stored sentence vectors by chunk id (`Store.sentence_vectors`): [(start, end, vector)].
+StoredVectors = Callable[[Sequence[str]], Mapping[str, Sequence[tuple[int, int, np.ndarray]]]]
 
 
 def word_score(weight: Callable[[str], float] | None = None) -> Score:
     """The share of the question's (stemmed, weighted) words each sentence holds."""
     weight = weight or (lambda term: 1.0)
 
-    def score(question: str, sentences: list[str]) -> np.ndarray:
+    def score(question: str, hits: Sequence[Hit], keys: Sequence[tuple[int, int, int]]) -> np.ndarray:
         asked = stemmed_terms(question)
-        return np.array([weighted_share(asked, asked & stemmed_terms(s), weight) for s in sentences])
+        return np.array([weighted_share(asked, asked & stemmed_terms(hits[i].chunk.text[s:e]), weight)
+                         for i, s, e in keys])
     return score
 
 
 def relevance(encode: Callable[[list[str]], np.ndarray] | None = None,
-              weight: Callable[[str], float] | None = None) -> Score:
+              weight: Callable[[str], float] | None = None, stored: StoredVectors | None = None) -> Score:
     """How well each sentence matches the question: the word share, averaged with the embedding
-    cosine when `encode` is given."""
+    cosine when `encode` is given. Sentence vectors stored at ingest (`stored`) are used as they
+    are; only the question and sentences without one are embedded here (the prompt waits on it)."""
     words = word_score(weight)
     if encode is None:
         return words
 
-    def score(question: str, sentences: list[str]) -> np.ndarray:
-        vectors = encode([question] + sentences)
-        return (words(question, sentences) + np.clip(vectors[1:] @ vectors[0], 0, 1)) / 2
+    def score(question: str, hits: Sequence[Hit], keys: Sequence[tuple[int, int, int]]) -> np.ndarray:
+        known = stored([h.chunk.chunk_id for h in hits]) if stored and hits else {}
+        by_span = [{(s, e): v for s, e, v in known.get(h.chunk.chunk_id, ())} for h in hits]
+        vectors = [by_span[i].get((s, e)) for i, s, e in keys]
+        missing = [k for k, v in enumerate(vectors) if v is None]
+        encoded = encode([question] + [hits[keys[k][0]].chunk.text[keys[k][1]:keys[k][2]] for k in missing])
+        for k, v in zip(missing, encoded[1:]):
+            vectors[k] = v
+        cosine = np.array([float(np.dot(v, encoded[0])) for v in vectors]) if vectors else np.zeros(0)
+        return (words(question, hits, keys) + np.clip(cosine, 0, 1)) / 2
     return score
 
 
@@ -124,8 +137,8 @@ def excerpts(question: str, hits: Sequence[Hit], budget: int, score: Score | Non
                 candidates.append((i, j))
     if not candidates:
         return []
-    texts = [hits[i].chunk.text[slice(*spans[i][j])] for i, j in candidates]
-    ranked = score(question, texts) - 0.02 * np.array([hits[i].rank for i, _ in candidates])
+    keys = [(i, *spans[i][j]) for i, j in candidates]
+    ranked = score(question, hits, keys) - 0.02 * np.array([hits[i].rank for i, _ in candidates])
     unique = set(candidates)
     chosen: set[tuple[int, int]] = set()
     used = 0

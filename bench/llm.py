@@ -235,7 +235,8 @@ def context(args) -> None:
     for name, q, assistant, query, hits in _pooled(args):
         if not q.answerable or not q.evidence:
             continue
-        score = relevance(assistant.retriever.embedder.encode, assistant.retriever.lexical.idf)
+        score = relevance(assistant.retriever.embedder.encode, assistant.retriever.lexical.idf,
+                          stored=assistant.store.sentence_vectors)
         for b in budgets:
             shown = excerpts(query, hits, b, score)
             text = "\n".join(x.text for x in shown)

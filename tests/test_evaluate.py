@@ -90,3 +90,16 @@ def test_evidence_in_answer_and_absence():
     score_question(scores, near_miss, [hit], quoted, lambda _: hit.chunk.text)
     table = scores.table()
     assert table["unanswerable_handled"] == 1.0 and table["refusal_accuracy"] == 0.0
+
+
+def test_evidence_in_the_quotes_counts_apart_from_the_answers_words():
+    """A model's sentence in its own words, checked against a quote that holds the evidence:
+    counted in `evidence_in_answer_or_quotes`, not in `evidence_in_answer`."""
+    scores = Scores()
+    evidence = "The jury awarded Huth $500,000 in damages."
+    q = Question("a", "What did the jury decide?", "$500,000 for Huth", (evidence,))
+    hit = _hit(f"Cosby was found liable. {evidence}", 1)
+    written = Answer("Cosby must pay her half a million dollars. [1]", False, (Citation(1, hit, evidence),), (hit,))
+    score_question(scores, q, [hit], written, lambda _: hit.chunk.text)
+    table = scores.table()
+    assert table["evidence_in_answer"] == 0.0 and table["evidence_in_answer_or_quotes"] == 1.0

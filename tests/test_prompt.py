@@ -60,3 +60,26 @@ def test_a_declining_reply_is_read_as_a_refusal():
     for reply in ("Dock workers won a 6 per cent raise [1]. The date is not mentioned.",
                   "The strike lasted two weeks [1].", ""):
         assert not declines(reply), reply
+
+
+def test_relevance_uses_stored_sentence_vectors_and_embeds_only_the_rest():
+    """Sentence vectors stored at ingest are taken as they are; only the question and sentences
+    without one are embedded while the reader waits."""
+    import numpy as np
+
+    from assistant.text import sentence_spans
+
+    (s1, e1), (s2, e2), (s3, e3) = sentence_spans(PORT_TEXT)
+    axis = lambda k: np.eye(3)[k]  # noqa: E731
+    stored = {"c1": [(s1, e1, axis(1)), (s3, e3, axis(0))]}  # the third sentence points where the question does
+    embedded = []
+
+    def encode(texts):
+        embedded.extend(texts)
+        return np.array([axis(0) if t == "Which way?" else axis(2) for t in texts])
+
+    score = relevance(encode, stored=lambda ids: {i: stored[i] for i in ids if i in stored})
+    hit = passage(PORT_TEXT)
+    got = score("Which way?", [hit], [(0, s1, e1), (0, s2, e2), (0, s3, e3)])
+    assert embedded == ["Which way?", PORT_TEXT[s2:e2]]  # one question, one sentence without a vector
+    assert np.argmax(got) == 2 and got[0] == got[1] == 0.0
