@@ -363,7 +363,8 @@ def _llm_tables(generative, cases, extractive, text) -> tuple[dict, list[dict]]:
                                  "outcome": (v.outcome if v else "floor"),
                                  "first_token": v.first_token if v else None})
         for key, a in (("ours", answer), ("llm", written)):
-            precision[key] = [x + y for x, y in zip(precision[key], answer_citation_precision(a, support))]
+            checked_pair = answer_citation_precision(a, support, case.query)
+            precision[key] = [x + y for x, y in zip(precision[key], checked_pair)]
         checked = written.verification
         precision["fallbacks"] += bool(checked and checked.fallback)
         precision["model"] = [x + y for x, y in zip(precision["model"], model_citation_precision(checked))]

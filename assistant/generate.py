@@ -116,7 +116,7 @@ class ChatAnswerer:
             yield self._refusal(hits, replace(record, outcome="refused"))
             return
         shown_hits = [x.hit for x in shown]
-        checked = verify(text, shown_hits, self.support)
+        checked = verify(text, shown_hits, self.support, question)
         answer = assemble(checked, shown_hits, self.name, retrieved=hits)
         if answer is None:
             yield self._refusal(hits, replace(record, outcome="unsupported", sentences=sentences(checked)),

@@ -76,6 +76,11 @@ class Support:
     cosine similarity of the two when an `encode` function is given. Every number in the
     sentence must appear in the window, or the score is 0: a changed figure is never supported.
 
+    Given the `question`, only the words the sentence adds to it count: the question's own words
+    are in the passages it retrieved, so a sentence that restates the question ("Yes, Cosby won
+    his appeal") would otherwise look supported by any passage on the topic. A sentence that
+    adds nothing to the question claims nothing a passage can back: its score is 0.
+
     Args:
         encode: texts → L2-normalised vectors (the embedding model), or None for words only.
         weight: stemmed word → weight (default 1).
@@ -88,15 +93,15 @@ class Support:
         self.weight = weight or (lambda term: 1.0)
         self.threshold = threshold
 
-    def lexical(self, claim: str, window: str) -> float:
-        asked = stemmed_terms(claim)
-        return weighted_share(asked, asked & stemmed_terms(window), self.weight)
+    def lexical(self, claim: str, window: str, question: str = "") -> float:
+        said = stemmed_terms(claim) - stemmed_terms(question)
+        return weighted_share(said, said & stemmed_terms(window), self.weight)
 
-    def scores(self, claim: str, windows: Sequence[str]) -> np.ndarray:
-        """The support score of `claim` against each window."""
-        if not windows:
-            return np.zeros(0)
-        lex = np.array([self.lexical(claim, w) for w in windows])
+    def scores(self, claim: str, windows: Sequence[str], question: str = "") -> np.ndarray:
+        """The support score of `claim` (an answer to `question`, if given) against each window."""
+        if not windows or (question and not stemmed_terms(claim) - stemmed_terms(question)):
+            return np.zeros(len(windows))
+        lex = np.array([self.lexical(claim, w, question) for w in windows])
         if self.encode is not None:
             vectors = self.encode([claim] + list(windows))
             lex = (lex + np.clip(vectors[1:] @ vectors[0], 0, 1)) / 2
@@ -105,9 +110,10 @@ class Support:
             lex = lex * np.array([numbers <= _figures(w) for w in windows])
         return lex
 
-    def best(self, claim: str, passage: str) -> float:
+    def best(self, claim: str, passage: str, question: str = "") -> float:
         """The best score of `claim` against the windows of `passage`."""
-        return float(np.max(self.scores(claim, [passage[w.start:w.end] for w in windows(passage)]), initial=0.0))
+        return float(np.max(self.scores(claim, [passage[w.start:w.end] for w in windows(passage)], question),
+                            initial=0.0))
 
 
 def _figures(text: str) -> set[str]:
@@ -143,8 +149,9 @@ class Checked:
     score: float = 0.0
 
 
-def verify(draft: str, hits: Sequence[Hit], support: Support) -> list[Checked]:
-    """Each sentence of `draft`, checked against the passages it cites, then against the others.
+def verify(draft: str, hits: Sequence[Hit], support: Support, question: str = "") -> list[Checked]:
+    """Each sentence of `draft` (an answer to `question`), checked against the passages it cites,
+    then against the others.
 
     A cited passage that supports it: verified. Else another retrieved passage that does:
     corrected (also for a sentence that cited nothing). Else unsupported. Numbers outside
@@ -154,7 +161,7 @@ def verify(draft: str, hits: Sequence[Hit], support: Support) -> list[Checked]:
     for claim in split_claims(draft):
         best: dict[int, tuple[float, Window]] = {}
         for i, (hit, wins) in enumerate(zip(hits, per_hit), 1):
-            scores = support.scores(claim.text, [hit.chunk.text[w.start:w.end] for w in wins])
+            scores = support.scores(claim.text, [hit.chunk.text[w.start:w.end] for w in wins], question)
             if len(scores):
                 j = int(np.argmax(scores))
                 best[i] = (float(scores[j]), wins[j])
@@ -211,7 +218,7 @@ def _ending(text: str) -> str:
 _AS_OF = re.compile(r"\s*\(as of [^)]*\)")
 
 
-def answer_citation_precision(answer: Answer, support: Support) -> tuple[int, int]:
+def answer_citation_precision(answer: Answer, support: Support, question: str = "") -> tuple[int, int]:
     """(sentences of `answer` that cite, those whose cited passage supports them) — for any
     answerer's final text (the extractive one's "(as of <date>)" is not a claim)."""
     if answer.refused:
@@ -223,7 +230,8 @@ def answer_citation_precision(answer: Answer, support: Support) -> tuple[int, in
             continue
         cited += 1
         text = _AS_OF.sub("", claim.text)
-        supported += any(support.best(text, by_n[n].chunk.text) >= support.threshold for n in claim.cited if n in by_n)
+        supported += any(support.best(text, by_n[n].chunk.text, question) >= support.threshold
+                         for n in claim.cited if n in by_n)
     return cited, supported
 
 

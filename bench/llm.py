@@ -19,12 +19,14 @@ model is shown (`prompt.excerpts`), and the prompt's passage tokens.
 embedding only, and both averaged: what the verifier uses) on
   - crafted pairs (below): paraphrases that a passage supports, and changed names, figures and
     invented claims that it does not;
-  - the news dev set: for each answerable question, the claim "question + gold answer" against
+  - the news dev set, each claim scored as an answer to its question (only the words it adds
+    count): for each answerable question, the claim "question + gold answer" against
     the passage holding the evidence (supported), against the best-ranked passage of another
-    article (wrong passage: a wrong [n]), and "question + another question's answer" against the
-    evidence passage (wrong fact).
+    article (wrong passage: a wrong [n]), "question + another question's answer" against the
+    evidence passage (wrong fact), and "Yes, <question>." against it (a restatement: it adds
+    nothing a passage could back).
 It prints, for each threshold, the share of supported pairs kept and of unsupported pairs
-wrongly kept, and the threshold that maximises the mean of the three accuracies.
+wrongly kept, and the threshold that maximises the mean of the accuracies.
 
 `ttft` answers questions with the model and prints time to first token, total time and
 tokens per second (a token ≈ a streamed piece).
@@ -102,23 +104,23 @@ def scorers(assistant) -> dict[str, Support]:
 class _EmbeddingOnly(Support):
     """Cosine only (and the number rule), to compare."""
 
-    def lexical(self, claim, window):
+    def lexical(self, claim, window, question=""):
         return 0.0
 
-    def scores(self, claim, windows_):
-        return 2 * super().scores(claim, windows_)  # undo the averaging with the zero word score
+    def scores(self, claim, windows_, question=""):
+        return 2 * super().scores(claim, windows_, question)  # undo the averaging with the zero word score
 
 
-def best(support: Support, claim: str, passage: str) -> float:
+def best(support: Support, claim: str, passage: str, question: str = "") -> float:
     texts = [passage[w.start:w.end] for w in windows(passage)]
-    return float(np.max(support.scores(claim, texts))) if texts else 0.0
+    return float(np.max(support.scores(claim, texts, question))) if texts else 0.0
 
 
 def calibrate(args) -> None:
     assistant = build_assistant(Settings(index_dir=args.index))
     sup = scorers(assistant)
     groups: dict[str, list] = {"crafted+": [], "crafted-": [], "dev supported": [], "dev wrong passage": [],
-                               "dev wrong fact": []}
+                               "dev wrong fact": [], "dev restates the question": []}
     for claim, passage, ok in CRAFTED:
         groups["crafted+" if ok else "crafted-"].append({k: best(s, claim, passage) for k, s in sup.items()})
     questions = [(q, h, f) for q, h, f in with_context(read_questions(args.questions)) if q.answerable and q.evidence]
@@ -131,10 +133,14 @@ def calibrate(args) -> None:
         claim = f"{q.question.rstrip('?')} {q.answer}."
         other = next((h for h in hits if h.chunk.article_id != evidence.chunk.article_id), None)
         wrong = f"{q.question.rstrip('?')} {golds[(i + 7) % len(golds)]}."
-        groups["dev supported"].append({k: best(s, claim, evidence.chunk.text) for k, s in sup.items()})
+        # Scored as answers to the question: only the words a claim adds to it count (`Support`).
+        ask = q.question
+        groups["dev supported"].append({k: best(s, claim, evidence.chunk.text, ask) for k, s in sup.items()})
         if other is not None:
-            groups["dev wrong passage"].append({k: best(s, claim, other.chunk.text) for k, s in sup.items()})
-        groups["dev wrong fact"].append({k: best(s, wrong, evidence.chunk.text) for k, s in sup.items()})
+            groups["dev wrong passage"].append({k: best(s, claim, other.chunk.text, ask) for k, s in sup.items()})
+        groups["dev wrong fact"].append({k: best(s, wrong, evidence.chunk.text, ask) for k, s in sup.items()})
+        echo = f"Yes, {q.question.rstrip('?')}."  # a model affirming the question: claims nothing checkable
+        groups["dev restates the question"].append({k: best(s, echo, evidence.chunk.text, ask) for k, s in sup.items()})
     print("pairs: " + ", ".join(f"{g} {len(v)}" for g, v in groups.items()))
     for kind in KINDS:
         print(f"\n{kind}: share of pairs kept (score >= threshold)")
@@ -143,7 +149,8 @@ def calibrate(args) -> None:
         for t in np.arange(0.30, 0.91, 0.05):
             kept = {g: np.mean([r[kind] >= t for r in rows]) if rows else float("nan") for g, rows in groups.items()}
             balanced = np.mean([kept["crafted+"], 1 - kept["crafted-"], kept["dev supported"],
-                                1 - kept["dev wrong passage"], 1 - kept["dev wrong fact"]])
+                                1 - kept["dev wrong passage"], 1 - kept["dev wrong fact"],
+                                1 - kept["dev restates the question"]])
             print(f"{t:9.2f}  " + "  ".join(f"{kept[g]:17.3f}" for g in groups) + f"  {balanced:8.3f}")
             if balanced > best_b + 1e-9:
                 best_t, best_b = t, balanced

@@ -8,7 +8,7 @@ from assistant.schema import Answer, Citation, Verification
 from assistant.verify import (CORRECTED, UNSUPPORTED, VERIFIED, Support, answer_citation_precision, assemble,
                               model_citation_precision, split_claims, verify)
 
-from conftest import INJECTED, holds_contract, passage, port_and_tram
+from conftest import INJECTED, PORT_TEXT, holds_contract, passage, port_and_tram
 
 HITS = port_and_tram()
 
@@ -101,3 +101,15 @@ def test_citation_precision_of_a_final_answer_and_of_the_models_own_numbers(supp
     assert model_citation_precision(answer.verification) == (1, 1)
     assert model_citation_precision(corrected.verification) == (1, 0)  # the uncited sentence does not count
     assert model_citation_precision(None) == (0, 0)
+
+
+def test_a_sentence_is_checked_on_what_it_adds_to_the_question(support):
+    """A model that affirms the question ("Yes, …") claims nothing a passage can back, however
+    many of the question's words the passage shares; the answer's own words are what is checked."""
+    question = "Is it true the dock workers won a raise after the strike?"
+    echo, answer = "Yes, the dock workers won a raise after the strike [1].", "They won a 6 per cent raise [1]."
+    assert verify(echo, HITS, support)[0].status == VERIFIED  # words alone: the passage shares them all
+    assert [c.status for c in verify(echo, HITS, support, question)] == [UNSUPPORTED]
+    assert [c.status for c in verify(answer, HITS, support, question)] == [VERIFIED]
+    stale = "They won a raise and a pension after the strike."  # adds a word the passage lacks
+    assert support.best(stale, PORT_TEXT, question) < support.best(stale, PORT_TEXT)
