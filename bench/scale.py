@@ -292,7 +292,10 @@ def main() -> None:
         # the pipeline's own cost is the cached-vector build.
         first_s = built["build_s"] + built["texts_embedded"] / real["ingest_per_s"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-        # Twice: the first start after an ingest builds the BM25 cache, later starts load it.
+        # Twice: the first start after an ingest builds the BM25 cache, later starts load it. An
+        # index kept from an earlier run still has its cache: removed, as an ingest leaves none.
+        for cache in built["index"].glob("bm25-*"):
+            shutil.rmtree(cache, ignore_errors=True)
         cold, served = (json.loads(subprocess.run(
             [sys.executable, __file__, "--probe", str(built["index"]), "--queries", str(args.queries)],
             env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]) for _ in range(2))
