@@ -55,6 +55,9 @@ class LocalServer:
         params.hostnames = ["127.0.0.1"]
         params.port = 0  # any free port
         params.verbosity = 0
+        # llama.cpp keeps earlier prompts in host RAM to reuse their prefixes (8 GiB by default);
+        # ~20 MB per 700-token prompt for a 1.5B model: 256 MiB keeps the last dozen.
+        params.cache_ram_mib = 256
         self.server = xlc.Server(params)
         self.base_url = self.server.listening_address.rstrip("/") + "/v1"
 
