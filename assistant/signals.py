@@ -62,9 +62,10 @@ SPAN_PATTERNS = {
                      rf"(?:last|next|this) (?:week|month|year)|yesterday|today|tomorrow)\b"),
     # A person: two or more capitalised words in a row ("Liu Weidong", "Joey Chestnut").
     PERSON: re.compile(r"\b[A-Z][a-z'’-]+(?:\s(?:[A-Z]\.\s)?[A-Z][a-z'’-]+)+\b"),
-    # A place: a capitalised name after a place preposition ("in Kansas", "from South Korea").
+    # A place: a capitalised name after a place preposition ("in Kansas", "from South Korea"), "of"
+    # within it ("at the Chinese Academy of Social Sciences", "in the Gulf of Mexico").
     PLACE: re.compile(r"(?:(?<=\bin )|(?<=\bat )|(?<=\bfrom )|(?<=\bto )|(?<=\bnear )|(?<=\bacross ))"
-                       r"(?:the )?[A-Z][a-z'’-]+(?:\s[A-Z][a-z'’-]+)*"),
+                       r"(?:the )?[A-Z][a-z'’-]+(?:\s(?:of\s(?:the\s)?)?[A-Z][a-z'’-]+)*"),
 }
 
 

@@ -19,6 +19,11 @@ def test_typed_spans_find_numbers_dates_people_and_places():
     assert "Friday" in found[signals.DATE] and "June 2021" in found[signals.DATE]
     assert "Joey Chestnut" in found[signals.PERSON]
     assert "Coney Island" in found[signals.PLACE]
+    fellow = "Liu Weidong, a research fellow at the Chinese Academy of Social Sciences (CASS), said so."
+    assert signals.short_answer(fellow, "where does liu weidong work?", signals.PLACE) == \
+        "the Chinese Academy of Social Sciences"  # a name with "of" in it, whole
+    assert signals.short_answer("Talks were held in Lisbon of all places.", "where were talks held?",
+                                signals.PLACE) == "Lisbon"
     assert signals.typed_spans(text, signals.OTHER) == []
 
 
