@@ -99,6 +99,9 @@ class StoredArticle:
     date: str
     url: str
     chunks: int
+    # Its sentence vectors are stored (articles ingested before they were have none: ingest
+    # embeds those again, once, so answers need not embed their sentences each time).
+    sentences: bool = False
 
 
 class Store:
@@ -149,6 +152,7 @@ class Store:
                 date=meta.get("date", ""),
                 url=meta.get("url", ""),
                 chunks=int(meta.get("chunks", 0)),
+                sentences=bool(meta.get("sentences", False)),
             )
         return out
 
@@ -286,7 +290,8 @@ class Store:
             ids=[a.article_id for a, *_ in batch], documents=[a.text for a, *_ in batch],
             embeddings=np.asarray([t for _, _, _, t, *_ in batch], dtype=np.float32),
             metadatas=[{"content_hash": a.content_hash, "title": a.title, "source": a.source, "date": a.date,
-                        "url": a.url, "authors": ", ".join(a.authors), "chunks": len(cs)} for a, cs, *_ in batch])
+                        "url": a.url, "authors": ", ".join(a.authors), "chunks": len(cs),
+                        "sentences": bool(sentences)} for a, cs, _, _, *sentences in batch])
 
     def _write_sentences(self, rows: list[tuple[Chunk, tuple[int, int, object]]]) -> None:
         for i in range(0, len(rows), _PAGE):

@@ -133,7 +133,7 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
                 continue
             seen.add(item.article_id)
             old = stored.get(item.article_id)
-            if old and old.content_hash == item.content_hash:
+            if old and old.content_hash == item.content_hash and old.sentences:
                 report.unchanged.append(item.article_id)
                 bar.total -= 1
                 continue

@@ -39,6 +39,25 @@ def test_second_ingest_changes_nothing_and_says_so(seed_corpus, tmp_path, embedd
     assert _by_article(store) == before
 
 
+def test_an_index_from_before_sentence_vectors_gets_them_on_the_next_ingest(seed_corpus, tmp_path, embedder):
+    """An article indexed without its sentence vectors (an older ingest) is embedded again, once:
+    otherwise every answer would embed its sentences while the reader waits."""
+    from assistant.chunking import embedding_text
+
+    store = open_store(tmp_path / "index", embedder)
+    article = load_article(seed_corpus / f"{SEED_ID}", seed_corpus)
+    chunks = chunk_article(article, make_splitter(embedder.count_tokens))
+    store.write_article(article, chunks, embedder.encode([embedding_text(c) for c in chunks]),
+                        embedder.encode([article.title])[0])  # as written before sentences were stored
+    ids = [c.chunk_id for c in chunks]
+    assert not store.stored_articles()[SEED_ID].sentences
+    assert not any(store.sentence_vectors(ids).values())
+    report = sync(seed_corpus, store, embedder, progress=False)
+    assert report.updated == [SEED_ID] and report.chunks_written == len(chunks)
+    assert store.stored_articles()[SEED_ID].sentences and all(store.sentence_vectors(ids).values())
+    assert sync(seed_corpus, store, embedder, progress=False).unchanged == [SEED_ID]
+
+
 def test_editing_one_article_replaces_only_its_chunks(seed_corpus, tmp_path, embedder):
     path = write_article(seed_corpus, "tram.md", "Tram line approved", "The council approved a tram line. "
                          "It will open in 2027.")
