@@ -293,6 +293,9 @@ class ExtractiveAnswerer:
                         key=lambda c: -c.score)
         answerable = weights.answerable.probability(self.question_features(question, hits, ranked, weights.sentence))
         if answerable < weights.answerable.threshold:
+            answerable = max([answerable] + [self._part_answerable(part, hits, weights)
+                                             for part in sub_questions(question)])
+        if answerable < weights.answerable.threshold:
             return refusal(hits, closest=closest_articles(hits))
         best = ranked[0]
         # A second sentence only when the model thinks it about as likely to hold the answer.
@@ -301,6 +304,28 @@ class ExtractiveAnswerer:
         if differs and differs not in chosen:
             chosen.append(differs)
         return _assemble(question, hits, _with_context(chosen), differs)
+
+
+    def _part_answerable(self, part: str, hits: Sequence[Hit], weights: Weights) -> float:
+        """The answer-or-refuse probability of one question of a compound query."""
+        candidates = self.candidates(part, hits)
+        if not candidates:
+            return 0.0
+        ranked = sorted((replace(c, score=weights.sentence.probability(c.features)) for c in candidates),
+                        key=lambda c: -c.score)
+        return weights.answerable.probability(self.question_features(part, hits, ranked, weights.sentence))
+
+
+_ASKED = re.compile(r"[^?]+\?*")
+
+
+def sub_questions(query: str) -> list[str]:
+    """The questions of a compound query, when it holds more than one: "Who is Liu Weidong? Where
+    does he work?" (typed so, or a follow-up carried with the question before it). Each is
+    decided on its own as well: the pair's diluted signals fall below a threshold either clears."""
+    parts = [m.group(0).strip() for m in _ASKED.finditer(query)]
+    parts = [p for p in parts if len(p.split()) >= 2]
+    return parts if len(parts) > 1 else []
 
 
 def spans_of(text: str) -> list[tuple[int, int]]:

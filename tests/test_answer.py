@@ -167,3 +167,31 @@ def test_stored_sentence_vectors_spare_the_model(embedder):
     question = "How big a raise did dock workers win?"
     assert with_store.answer(question, [hit]) == ExtractiveAnswerer(embedder).answer(question, [hit])
     assert encoded == [question]  # only the question was embedded
+
+
+def test_a_compound_query_is_also_decided_question_by_question():
+    from assistant.answer import sub_questions
+
+    assert sub_questions("Who is Liu Weidong? Where does he work?") == ["Who is Liu Weidong?", "Where does he work?"]
+    assert sub_questions("who is liu weidong? where does he work") == ["who is liu weidong?", "where does he work"]
+    assert sub_questions("How much did trade grow?") == [] and sub_questions("what?? ok") == []
+
+
+def test_a_compound_query_is_answered_when_one_of_its_questions_would_be(embedder):
+    """Two questions typed together dilute every signal of each; the pair is answered when either
+    question alone clears the answer-or-refuse threshold. Weights that refuse long questions
+    (more asked terms, lower probability) make the point without depending on fitted values."""
+    from assistant.answer import QUESTION_FEATURES, SENTENCE_FEATURES, Model, Weights
+
+    def model(features, weights, bias):
+        return Model(features, weights, bias, mean=(0.0,) * len(features), scale=(1.0,) * len(features))
+
+    by_length = [0.0] * len(QUESTION_FEATURES)
+    by_length[QUESTION_FEATURES.index("question_terms")] = -5.0  # more asked terms, less likely answered
+    weights = Weights(sentence=model(SENTENCE_FEATURES, (0.0,) * len(SENTENCE_FEATURES), 0.0),
+                      answerable=model(QUESTION_FEATURES, tuple(by_length), 7.0))
+    answerer = ExtractiveAnswerer(embedder, weights=weights)
+    hits = [_hit()]
+    assert not answerer.answer("What did dock workers win?", hits).refused
+    assert not answerer.answer("What did dock workers win? When did the port reopen after the strike?", hits).refused
+    assert answerer.answer("What did the dock workers and the shipping firms win after the strike?", hits).refused
