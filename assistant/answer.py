@@ -289,12 +289,12 @@ class ExtractiveAnswerer:
         weights = weights or self.weights or fitted_weights()
         if not candidates:
             return refusal(hits, closest=closest_articles(hits))
-        ranked = sorted((replace(c, score=weights.sentence.probability(c.features)) for c in candidates),
-                        key=lambda c: -c.score)
-        answerable = weights.answerable.probability(self.question_features(question, hits, ranked, weights.sentence))
-        if answerable < weights.answerable.threshold:
-            answerable = max([answerable] + [self._part_answerable(part, hits, weights)
-                                             for part in sub_questions(question)])
+        ranked = rank(candidates, weights.sentence)
+        answerable = self._answerable(question, hits, ranked, weights)
+        if answerable < weights.answerable.threshold:  # a compound query: is either question answerable?
+            for part in sub_questions(question):
+                part_ranked = rank(self.candidates(part, hits), weights.sentence)
+                answerable = max(answerable, self._answerable(part, hits, part_ranked, weights))
         if answerable < weights.answerable.threshold:
             return refusal(hits, closest=closest_articles(hits))
         best = ranked[0]
@@ -305,15 +305,16 @@ class ExtractiveAnswerer:
             chosen.append(differs)
         return _assemble(question, hits, _with_context(chosen), differs)
 
-
-    def _part_answerable(self, part: str, hits: Sequence[Hit], weights: Weights) -> float:
-        """The answer-or-refuse probability of one question of a compound query."""
-        candidates = self.candidates(part, hits)
-        if not candidates:
+    def _answerable(self, question: str, hits: Sequence[Hit], ranked: Sequence[Candidate], weights: Weights) -> float:
+        """The answer-or-refuse model's probability; 0 without candidates."""
+        if not ranked:
             return 0.0
-        ranked = sorted((replace(c, score=weights.sentence.probability(c.features)) for c in candidates),
-                        key=lambda c: -c.score)
-        return weights.answerable.probability(self.question_features(part, hits, ranked, weights.sentence))
+        return weights.answerable.probability(self.question_features(question, hits, ranked, weights.sentence))
+
+
+def rank(candidates: Sequence[Candidate], sentence: Model) -> list[Candidate]:
+    """`candidates` scored by the sentence model, best first."""
+    return sorted((replace(c, score=sentence.probability(c.features)) for c in candidates), key=lambda c: -c.score)
 
 
 _ASKED = re.compile(r"[^?]+\?*")

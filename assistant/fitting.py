@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .answer import QUESTION_FEATURES, SENTENCE_FEATURES, Candidate, ExtractiveAnswerer, Model, Weights
+from .answer import QUESTION_FEATURES, SENTENCE_FEATURES, Candidate, ExtractiveAnswerer, Model, Weights, rank
 from .evaluate import Question, sentence_holds, with_context
 from .schema import Answer, Hit
 
@@ -113,11 +113,6 @@ SIGNS = {
 }
 
 
-def _scored(case: Case, sentence: Model) -> list[Candidate]:
-    return sorted((replace(c, score=sentence.probability(c.features)) for c in case.candidates),
-                  key=lambda c: -c.score)
-
-
 def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
     """Fit the sentence model on the candidates of the questions worth answering, then the
     answer-or-refuse model on every question, with its threshold (`best_threshold`)."""
@@ -128,7 +123,7 @@ def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
     sentence = _logistic(x, y, SENTENCE_FEATURES, balanced=True)
 
     usable = [case for case in cases if case.candidates]
-    q = np.array([answerer.question_features(case.query, case.hits, _scored(case, sentence), sentence)
+    q = np.array([answerer.question_features(case.query, case.hits, rank(case.candidates, sentence), sentence)
                   for case in usable], dtype=float)
     a = np.array([case.answer_it for case in usable], dtype=int)
     answerable = _logistic(q, a, QUESTION_FEATURES, balanced=True)

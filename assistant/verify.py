@@ -93,15 +93,16 @@ class Support:
         self.weight = weight or (lambda term: 1.0)
         self.threshold = threshold
 
-    def lexical(self, claim: str, window: str, question: str = "") -> float:
-        said = stemmed_terms(claim) - stemmed_terms(question)
+    def lexical(self, said: set[str], window: str) -> float:
+        """The weighted share of the stemmed terms `said` that `window` holds."""
         return weighted_share(said, said & stemmed_terms(window), self.weight)
 
     def scores(self, claim: str, windows: Sequence[str], question: str = "") -> np.ndarray:
         """The support score of `claim` (an answer to `question`, if given) against each window."""
-        if not windows or (question and not stemmed_terms(claim) - stemmed_terms(question)):
+        said = stemmed_terms(claim) - stemmed_terms(question)
+        if not windows or (question and not said):
             return np.zeros(len(windows))
-        lex = np.array([self.lexical(claim, w, question) for w in windows])
+        lex = np.array([self.lexical(said, w) for w in windows])
         if self.encode is not None:
             vectors = self.encode([claim] + list(windows))
             lex = (lex + np.clip(vectors[1:] @ vectors[0], 0, 1)) / 2

@@ -104,7 +104,7 @@ def scorers(assistant) -> dict[str, Support]:
 class _EmbeddingOnly(Support):
     """Cosine only (and the number rule), to compare."""
 
-    def lexical(self, claim, window, question=""):
+    def lexical(self, said, window):
         return 0.0
 
     def scores(self, claim, windows_, question=""):
