@@ -12,7 +12,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import uvicorn  # noqa: E402
 
-from assistant.api import build_server  # noqa: E402
+from assistant.web.api import build_server  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
@@ -27,10 +27,10 @@ if __name__ == "__main__":
     logging.root.handlers[0].addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("assistant"))
     settings = load_settings().with_(host=args.host, port=args.port, root_path=args.root_path)
     assistant = build_assistant(settings, ingest_if_empty=True)
-    if settings.refresh_seconds > 0:
-        assistant.retriever.watch(settings.refresh_seconds)  # ingests show up without a restart
+    if settings.indexing.refresh_seconds > 0:
+        assistant.retriever.watch(settings.indexing.refresh_seconds)  # ingests show up without a restart
     server = build_server(assistant, settings)
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
     # the API decides that itself (TRUST_PROXY).
-    uvicorn.run(server, host=settings.host, port=settings.port, root_path=settings.root_path,
+    uvicorn.run(server, host=settings.web.host, port=settings.web.port, root_path=settings.web.root_path,
                 proxy_headers=False, access_log=False)

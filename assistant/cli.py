@@ -115,11 +115,11 @@ def _filters(args):
 
 
 def _ingest(args, settings: Settings) -> int:
-    from .corpus import require_corpus_dir
-    from .embeddings import MiniLM
-    from .ingest import ingest
+    from .sources.corpus import require_corpus_dir
+    from .indexing.embeddings import MiniLM
+    from .indexing.sync import ingest
 
-    require_corpus_dir(settings.corpus_dir)  # before an empty index is created
+    require_corpus_dir(settings.storage.corpus_dir)  # before an empty index is created
     embedder = MiniLM(threads=None)  # a batch job: let torch use every core
     report = ingest(settings, embedder, progress=not args.quiet)
     print(report.summary())
@@ -127,12 +127,12 @@ def _ingest(args, settings: Settings) -> int:
 
 
 def _add(args, settings: Settings) -> int:
-    from .corpus import require_corpus_dir
-    from .fetch import add_urls, make_client
+    from .sources.corpus import require_corpus_dir
+    from .sources.fetch import add_urls, make_client
 
-    require_corpus_dir(settings.corpus_dir)
-    with _one_writer(settings.corpus_dir), make_client() as client:
-        report = add_urls(args.urls, settings.corpus_dir, client)
+    require_corpus_dir(settings.storage.corpus_dir)
+    with _one_writer(settings.storage.corpus_dir), make_client() as client:
+        report = add_urls(args.urls, settings.storage.corpus_dir, client)
         print(report.summary(), flush=True)
         if report.added:
             _ingest_added(settings, quiet=args.quiet)
@@ -140,19 +140,19 @@ def _add(args, settings: Settings) -> int:
 
 
 def _feeds(args, settings: Settings) -> int:
-    from .corpus import require_corpus_dir
-    from .embeddings import MiniLM
-    from .feeds import follow_feeds, read_feed_list, run_every
-    from .fetch import make_client
+    from .sources.corpus import require_corpus_dir
+    from .indexing.embeddings import MiniLM
+    from .sources.feeds import follow_feeds, read_feed_list, run_every
+    from .sources.fetch import make_client
 
-    require_corpus_dir(settings.corpus_dir)
-    feeds_file = args.feeds or settings.corpus_dir / "feeds.txt"
+    require_corpus_dir(settings.storage.corpus_dir)
+    feeds_file = args.feeds or settings.storage.corpus_dir / "feeds.txt"
     embedder = MiniLM(threads=None)  # loads on first use, then serves every round
 
     def once() -> int:
         feed_urls = read_feed_list(feeds_file)  # read each round: the operator may edit it
-        with _one_writer(settings.corpus_dir), make_client() as client:
-            reports = follow_feeds(feed_urls, settings.corpus_dir, client)
+        with _one_writer(settings.storage.corpus_dir), make_client() as client:
+            reports = follow_feeds(feed_urls, settings.storage.corpus_dir, client)
             for report in reports:
                 print(report.summary(), flush=True)
             if any(r.articles.added for r in reports):
@@ -192,15 +192,15 @@ def _one_writer(corpus_dir: Path):
 
 
 def _ingest_added(settings: Settings, quiet: bool, embedder=None) -> None:
-    from .embeddings import MiniLM
-    from .ingest import ingest
+    from .indexing.embeddings import MiniLM
+    from .indexing.sync import ingest
 
     report = ingest(settings, embedder or MiniLM(threads=None), progress=not quiet)
     print(report.summary(), flush=True)
 
 
 def _interval(text: str) -> float:
-    from .feeds import parse_interval
+    from .sources.feeds import parse_interval
 
     try:
         return parse_interval(text)
@@ -209,8 +209,8 @@ def _interval(text: str) -> float:
 
 
 def _status(args, settings: Settings) -> int:
-    from .embeddings import MiniLM
-    from .index import open_index
+    from .indexing.embeddings import MiniLM
+    from .indexing.store import open_index
 
     store = open_index(settings, MiniLM(), create=False)
     articles = store.stored_articles()
@@ -219,13 +219,13 @@ def _status(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
-        print(f"{status['articles']} articles, {status['chunks']} chunks in {settings.index_dir}/")
+        print(f"{status['articles']} articles, {status['chunks']} chunks in {settings.storage.index_dir}/")
     return 0
 
 
 def _questions(args):
     """(id, question, history, filters) for the single question or each line of --questions."""
-    from .evaluate import read_questions, with_context
+    from .evaluation.scoring import read_questions, with_context
 
     if (args.question is None) == (args.questions is None):
         raise AssistantError("give a question or --questions FILE (not both)")
@@ -237,7 +237,8 @@ def _questions(args):
 
 
 def _search(args, settings: Settings) -> int:
-    from .service import build_assistant, hit_to_dict
+    from .service import build_assistant
+    from .web.schemas import hit_to_dict
 
     assistant = build_assistant(settings)
     for qid, question, history, filters in _questions(args):
@@ -254,7 +255,8 @@ def _search(args, settings: Settings) -> int:
 
 
 def _ask(args, settings: Settings) -> int:
-    from .service import answer_to_dict, build_assistant
+    from .service import build_assistant
+    from .web.schemas import answer_to_dict
 
     assistant = build_assistant(settings)
     for qid, question, history, filters in _questions(args):
@@ -294,14 +296,14 @@ def _feedback(args, settings: Settings) -> int:
 
 
 def _eval(args, settings: Settings) -> int:
-    from .answer import check_citations
-    from .evaluate import Scores, read_questions, score_question
-    from .fitting import cross_validated, prepare
+    from .answering.extractive import check_citations
+    from .evaluation.scoring import Scores, read_questions, score_question
+    from .evaluation.fitting import cross_validated, prepare
     from .service import build_assistant
 
     if args.folds == 1 or args.folds < 0:
         raise AssistantError("--folds takes 2 or more parts")
-    assistant = build_assistant(settings.with_(top_k=args.k, llm="extractive"))
+    assistant = build_assistant(settings.with_(top_k=args.k, backend="extractive"))
     questions = [q for path in args.questions for q in read_questions(path)]
     cases = prepare(assistant, questions)
     text = assistant.store.article_text
@@ -349,8 +351,8 @@ def _eval(args, settings: Settings) -> int:
 def _llm_tables(generative, cases, extractive, text) -> tuple[dict, list[dict]]:
     """The same passages answered by a language model, scored beside the extractive answers;
     with its per-question records (answerer "llm", the model's draft and outcome)."""
-    from .evaluate import Scores, score_question
-    from .verify import answer_citation_precision, model_citation_precision
+    from .evaluation.scoring import Scores, score_question
+    from .answering.verify import answer_citation_precision, model_citation_precision
 
     scores, support = Scores(), generative.answerer.support
     precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
@@ -384,9 +386,9 @@ def _generative(args, settings: Settings, assistant):
         return None
     from dataclasses import replace as copy
 
-    from .generate import build_chat_answerer
+    from .answering.chat import build_chat_answerer
 
-    chat = build_chat_answerer(settings.with_(llm=args.llm), fallback=assistant.answerer,
+    chat = build_chat_answerer(settings.with_(backend=args.llm), fallback=assistant.answerer,
                                encode=assistant.retriever.embedder.encode,
                                weight=lambda term: assistant.retriever.lexical.idf(term))
     return copy(assistant, answerer=chat)
@@ -421,13 +423,13 @@ def _cell(value) -> str:
 def _baseline_table(args, settings: Settings, assistant, questions) -> dict:
     """Retrieval scores of LangChain's stock recipe on the same cleaned articles; it has no
     answer step, so its answer columns stay empty."""
-    from .baseline import LangChainBaseline
-    from .corpus import iter_corpus
-    from .evaluate import Scores, first_hit_rank
+    from .evaluation.baseline import LangChainBaseline
+    from .sources.corpus import iter_corpus
+    from .evaluation.scoring import Scores, first_hit_rank
     from .schema import Article
 
-    articles = [a for a in iter_corpus(settings.corpus_dir) if isinstance(a, Article)]
-    baseline = LangChainBaseline(articles, assistant.retriever.embedder, settings.index_dir / "baseline-langchain")
+    articles = [a for a in iter_corpus(settings.storage.corpus_dir) if isinstance(a, Article)]
+    baseline = LangChainBaseline(articles, assistant.retriever.embedder, settings.storage.index_dir / "baseline-langchain")
     scores = Scores()
     for q, query in questions:
         if q.answerable:

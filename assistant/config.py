@@ -1,135 +1,25 @@
-"""Settings: one frozen dataclass, built once at the edge from the environment."""
+"""Settings: frozen dataclasses grouped by concern, built once at the edge from the environment.
+
+Each field names its environment variable and says in one line what it does (`setting`); the
+README's configuration table is checked against them (`tests/test_config.py`). A component
+receives its own group (`settings.storage`, `settings.answers`, …), not all of `Settings`.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 
-@dataclass(frozen=True)
-class Settings:
-    corpus_dir: Path = Path("corpus")
-    index_dir: Path = Path("index")
-    # A Chroma server (`chroma run`) instead of the embedded index in `index_dir`: set the host.
-    chroma_host: str = ""
-    chroma_port: int = 8000
-    chroma_auth_token: str = ""  # sent as `Authorization: Bearer …` (for a proxy or Chroma Cloud)
-    # The file an ingest holds locked (flock) while it runs; default `index_dir/ingest.lock`,
-    # or a per-server file in the temp folder in server mode.
-    ingest_lock: Path | None = None
-    # Readers' feedback (SQLite); default `index_dir/feedback.sqlite3` (`feedback.feedback_path`).
-    feedback_db: Path | None = None
-    embed_group: int = 1024  # chunks embedded, then written to Chroma, together
-    # How often a running app checks the index for an ingest's changes (seconds; 0: never).
-    refresh_seconds: float = 5.0
-    host: str = "127.0.0.1"
-    port: int = 7860
-    top_k: int = 5
-    # Before asking a language model (when its own floor is not set): refuse below this dense
-    # cosine similarity of the best passage. The extractive answerer decides from weights.json.
-    min_similarity: float = 0.1
-    # ...or when no passage holds this share of the question's IDF-weighted terms.
-    min_coverage: float = 0.4
-    torch_threads: int = 1
-    max_question_chars: int = 2000
-    # Answers (and searches) computed at once by the API and the chat together; 0: the core count.
-    max_answers: int = 0
-    # Seconds a question waits for one of those slots before it is told to come back (503).
-    answer_wait: float = 10.0
-    # Shown under the chat; they suit the sample article. `ASSISTANT_EXAMPLES="a|b"`, or "" for none.
-    examples: tuple[str, ...] = (
-        "How much did trade between China and Russia grow?",
-        "Who is Liu Weidong?",
-        "What did Zuo Xiying say China should do?",
-    )
-    # Sites that may frame `/embed` and call `/api/*` from a browser (`EMBED_ALLOWED_ORIGINS`,
-    # comma-separated `scheme://host[:port]`); empty: any site may frame it, no CORS.
-    embed_allowed_origins: tuple[str, ...] = ()
-    # Questions per client address, counted together on `/api/ask*`, `/api/search` and the chat, in
-    # the `limits` notation ("20/minute; 200/day").
-    rate_limit: str = "20/minute"
-    # Where those counts live (the `limits` library's storage URI): `memory://`, this process only;
-    # `redis://host:port` shared by every app process that names the same Redis (may hold a password).
-    rate_limit_storage: str = field(default="memory://", repr=False)
-    # Chat questions waiting for one of the 2 answer slots; one more is told "busy, try again".
-    queue_size: int = 32
-    # Larger request bodies get 413 before they are read (the longest chat turn is far smaller).
-    max_body_bytes: int = 1_000_000
-    # Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
-    trust_proxy: bool = False
-    # The path prefix a reverse proxy serves the app under ("/policy-desk"); "" at the site root.
-    root_path: str = ""
-    # The answer step: `extractive` (no model), `openai:<model>`, `ollama:<model>` or `gguf:<path>`
-    # (`assistant/generate.py`; the model backends need `pip install -r requirements-llm.txt`).
-    llm: str = "extractive"
-    openai_base_url: str = ""  # unset: the OpenAI client's default
-    openai_api_key: str = field(default="", repr=False)
-    ollama_host: str = ""  # unset: Ollama's default, http://127.0.0.1:11434
-    llm_threads: int = 1  # gguf: llama.cpp threads (with the other core busy, 2 threads fell to 1-2 tokens/s)
-    llm_timeout: float = 60.0  # seconds a model may take to answer before the extractive answer is shown
-    llm_max_tokens: int = 256
-    # About how many tokens of passage text the prompt holds: the best sentences with their
-    # neighbours (`prompt.excerpts`); 0 gives the model every passage whole. Measured: README.
-    llm_context_tokens: int = 400
-
-    def with_(self, **changes) -> "Settings":
-        """A copy with the given fields changed; `None` values are ignored."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
-    """Read `ASSISTANT_*` and `CHROMA_*` variables; unknown or empty ones fall back to defaults."""
-    defaults = Settings()
-
-    def get(name, cast, default):
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            return cast(raw)
-        except ValueError as exc:
-            raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
-
-    return Settings(
-        corpus_dir=get("ASSISTANT_CORPUS", Path, defaults.corpus_dir),
-        index_dir=get("ASSISTANT_INDEX", Path, defaults.index_dir),
-        chroma_host=get("CHROMA_HOST", str, defaults.chroma_host),
-        chroma_port=get("CHROMA_PORT", int, defaults.chroma_port),
-        chroma_auth_token=get("CHROMA_AUTH_TOKEN", str, defaults.chroma_auth_token),
-        ingest_lock=get("ASSISTANT_INGEST_LOCK", Path, defaults.ingest_lock),
-        feedback_db=get("ASSISTANT_FEEDBACK_DB", Path, defaults.feedback_db),
-        embed_group=get("ASSISTANT_EMBED_GROUP", int, defaults.embed_group),
-        refresh_seconds=get("ASSISTANT_REFRESH_SECONDS", float, defaults.refresh_seconds),
-        host=get("ASSISTANT_HOST", str, defaults.host),
-        port=get("ASSISTANT_PORT", int, defaults.port),
-        top_k=get("ASSISTANT_TOP_K", int, defaults.top_k),
-        min_similarity=get("ASSISTANT_MIN_SIMILARITY", float, defaults.min_similarity),
-        min_coverage=get("ASSISTANT_MIN_COVERAGE", float, defaults.min_coverage),
-        torch_threads=get("ASSISTANT_TORCH_THREADS", int, defaults.torch_threads),
-        max_question_chars=get("ASSISTANT_MAX_QUESTION_CHARS", int, defaults.max_question_chars),
-        max_answers=get("ASSISTANT_MAX_ANSWERS", int, defaults.max_answers),
-        answer_wait=get("ASSISTANT_ANSWER_WAIT", float, defaults.answer_wait),
-        examples=(tuple(e.strip() for e in env["ASSISTANT_EXAMPLES"].split("|") if e.strip())
-                  if "ASSISTANT_EXAMPLES" in env else defaults.examples),
-        embed_allowed_origins=get("EMBED_ALLOWED_ORIGINS", _origins, defaults.embed_allowed_origins),
-        rate_limit=get("ASSISTANT_RATE_LIMIT", _rate_limit, defaults.rate_limit),
-        queue_size=get("ASSISTANT_QUEUE_SIZE", _positive, defaults.queue_size),
-        max_body_bytes=get("ASSISTANT_MAX_BODY_BYTES", _positive, defaults.max_body_bytes),
-        rate_limit_storage=get("ASSISTANT_RATE_LIMIT_STORAGE", _limit_storage, defaults.rate_limit_storage),
-        trust_proxy=get("TRUST_PROXY", _flag, defaults.trust_proxy),
-        root_path=get("ASSISTANT_ROOT_PATH", _root_path, defaults.root_path),
-        llm=get("ASSISTANT_LLM", _llm, defaults.llm),
-        openai_base_url=get("OPENAI_BASE_URL", str, defaults.openai_base_url),
-        openai_api_key=get("OPENAI_API_KEY", str, defaults.openai_api_key),
-        ollama_host=get("OLLAMA_HOST", str, defaults.ollama_host),
-        llm_threads=get("ASSISTANT_LLM_THREADS", int, defaults.llm_threads),
-        llm_timeout=get("ASSISTANT_LLM_TIMEOUT", float, defaults.llm_timeout),
-        llm_max_tokens=get("ASSISTANT_LLM_MAX_TOKENS", int, defaults.llm_max_tokens),
-        llm_context_tokens=get("ASSISTANT_LLM_CONTEXT_TOKENS", int, defaults.llm_context_tokens),
-    )
+def setting(default: Any, env: str, help: str, parse: Callable[[str], Any] = str, secret: bool = False,
+            empty: Any = None):
+    """A settings field: its default, environment variable, one-line description and parser.
+    `empty`: the value a variable set to "" means (default: the field's default)."""
+    return field(default=default, repr=not secret,
+                 metadata={"env": env, "help": help, "parse": parse, "empty": empty})
 
 
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:.]+\](:\d{1,5})?$", re.IGNORECASE)
@@ -184,3 +74,158 @@ def _root_path(raw: str) -> str:
     if not raw.startswith("/"):
         raise ValueError("a path starting with /")
     return raw.rstrip("/")
+
+
+def _examples(raw: str) -> tuple[str, ...]:
+    return tuple(e.strip() for e in raw.split("|") if e.strip())
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where articles, the index and readers' feedback live."""
+
+    corpus_dir: Path = setting(Path("corpus"), "ASSISTANT_CORPUS", "the articles folder", Path)
+    index_dir: Path = setting(Path("index"), "ASSISTANT_INDEX", "the embedded Chroma index folder", Path)
+    chroma_host: str = setting("", "CHROMA_HOST", "a Chroma server (`chroma run`) instead of the embedded index")
+    chroma_port: int = setting(8000, "CHROMA_PORT", "that server's port", int)
+    chroma_auth_token: str = setting("", "CHROMA_AUTH_TOKEN", "sent to it as `Authorization: Bearer …`",
+                                     secret=True)
+    ingest_lock: Path | None = setting(None, "ASSISTANT_INGEST_LOCK", "the file an ingest holds locked (default "
+                                       "`index/ingest.lock`; per server in the temp folder in server mode)", Path)
+    feedback_db: Path | None = setting(None, "ASSISTANT_FEEDBACK_DB", "readers' feedback, SQLite (default "
+                                       "`index/feedback.sqlite3`)", Path)
+
+
+@dataclass(frozen=True)
+class IndexingSettings:
+    """How articles are embedded and how a running app follows an ingest."""
+
+    embed_group: int = setting(1024, "ASSISTANT_EMBED_GROUP", "chunks embedded, then written to Chroma, together", int)
+    refresh_seconds: float = setting(5.0, "ASSISTANT_REFRESH_SECONDS", "how often a running app looks for an "
+                                     "ingest's changes (0: never)", float)
+    torch_threads: int = setting(1, "ASSISTANT_TORCH_THREADS", "threads the embedding model uses", int)
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Retrieval and the answer step's limits."""
+
+    top_k: int = setting(5, "ASSISTANT_TOP_K", "passages retrieved for an answer", int)
+    min_similarity: float = setting(0.1, "ASSISTANT_MIN_SIMILARITY", "a language model is not asked below this "
+                                    "cosine similarity of the best passage (when its fitted floor is not set)", float)
+    min_coverage: float = setting(0.4, "ASSISTANT_MIN_COVERAGE", "…or when no passage holds this share of the "
+                                  "question's IDF-weighted terms", float)
+    max_question_chars: int = setting(2000, "ASSISTANT_MAX_QUESTION_CHARS", "longest question (and history item)", int)
+    max_answers: int = setting(0, "ASSISTANT_MAX_ANSWERS", "answers computed at once by the API and the chat "
+                               "together (0: the core count)", int)
+    answer_wait: float = setting(10.0, "ASSISTANT_ANSWER_WAIT", "seconds a question waits for one of those "
+                                 "slots before it is told to come back (503)", float)
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The language model that writes answers, when one is configured."""
+
+    backend: str = setting("extractive", "ASSISTANT_LLM", "`extractive` (no model), `openai:<model>`, "
+                           "`ollama:<model>` or `gguf:<path>`", _llm)
+    openai_base_url: str = setting("", "OPENAI_BASE_URL", "an OpenAI-compatible server (unset: OpenAI's)")
+    openai_api_key: str = setting("", "OPENAI_API_KEY", "its key", secret=True)
+    ollama_host: str = setting("", "OLLAMA_HOST", "an Ollama server (unset: http://127.0.0.1:11434)")
+    llm_threads: int = setting(1, "ASSISTANT_LLM_THREADS", "gguf: llama.cpp threads", int)
+    llm_timeout: float = setting(60.0, "ASSISTANT_LLM_TIMEOUT", "seconds a model may take before the "
+                                 "extractive answer is shown", float)
+    llm_max_tokens: int = setting(256, "ASSISTANT_LLM_MAX_TOKENS", "longest reply", int)
+    llm_context_tokens: int = setting(400, "ASSISTANT_LLM_CONTEXT_TOKENS", "about how many tokens of passage "
+                                      "text the prompt holds (0: every passage whole)", int)
+
+
+EXAMPLES = (
+    "How much did trade between China and Russia grow?",
+    "Who is Liu Weidong?",
+    "What did Zuo Xiying say China should do?",
+)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The server: where it listens, who may frame it, and how much one client may ask."""
+
+    host: str = setting("127.0.0.1", "ASSISTANT_HOST", "address the app listens on")
+    port: int = setting(7860, "ASSISTANT_PORT", "its port", int)
+    root_path: str = setting("", "ASSISTANT_ROOT_PATH", "the path prefix a reverse proxy serves the app under",
+                             _root_path)
+    trust_proxy: bool = setting(False, "TRUST_PROXY", "take the client address from the last "
+                                "`X-Forwarded-For` entry (behind a reverse proxy)", _flag)
+    examples: tuple[str, ...] = setting(EXAMPLES, "ASSISTANT_EXAMPLES", "example questions under the chat, "
+                                        "`a|b` (\"\": none)", _examples, empty=())
+    embed_allowed_origins: tuple[str, ...] = setting((), "EMBED_ALLOWED_ORIGINS", "sites that may frame `/embed` "
+                                                     "and call `/api/*` from a browser (comma-separated)", _origins)
+    rate_limit: str = setting("20/minute", "ASSISTANT_RATE_LIMIT", "questions per client address, "
+                              "chat and API together", _rate_limit)
+    rate_limit_storage: str = setting("memory://", "ASSISTANT_RATE_LIMIT_STORAGE", "where those counts live: "
+                                      "`memory://` or `redis://host:port`", _limit_storage, secret=True)
+    queue_size: int = setting(32, "ASSISTANT_QUEUE_SIZE", "chat questions waiting for an answer slot", _positive)
+    max_body_bytes: int = setting(1_000_000, "ASSISTANT_MAX_BODY_BYTES", "larger request bodies get 413",
+                                  _positive)
+
+
+GROUPS = {"storage": StorageSettings, "indexing": IndexingSettings, "answers": AnswerSettings,
+          "llm": LLMSettings, "web": WebSettings}
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    indexing: IndexingSettings = field(default_factory=IndexingSettings)
+    answers: AnswerSettings = field(default_factory=AnswerSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+
+    @classmethod
+    def of(cls, **values) -> "Settings":
+        """Defaults with some fields set by their (unique) names: `Settings.of(top_k=3)`."""
+        return cls().with_(**values)
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with the given fields changed, named without their group; `None` values are ignored."""
+        grouped: dict[str, dict] = {}
+        for name, value in changes.items():
+            if value is None:
+                continue
+            group = _OWNER.get(name)
+            if group is None:
+                raise TypeError(f"no setting named {name!r}")
+            grouped.setdefault(group, {})[name] = value
+        return replace(self, **{g: replace(getattr(self, g), **v) for g, v in grouped.items()})
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Read each field's variable; unset ones fall back to defaults; a bad value names its variable."""
+
+    def read(group_cls):
+        values = {}
+        for f in fields(group_cls):
+            meta = f.metadata
+            if meta["env"] not in env:
+                continue
+            raw = env[meta["env"]].strip()
+            if not raw:
+                if meta["empty"] is not None:
+                    values[f.name] = meta["empty"]
+                continue
+            try:
+                values[f.name] = meta["parse"](raw)
+            except ValueError as exc:
+                raise ValueError(f"{meta['env']}={raw!r} is not a valid value: {exc}") from None
+        return group_cls(**values)
+
+    return Settings(**{name: read(cls) for name, cls in GROUPS.items()})
+
+
+def variables() -> list[tuple[str, str, Any, str]]:
+    """(group, environment variable, default, description) of every setting, in order."""
+    return [(group, f.metadata["env"], f.default, f.metadata["help"])
+            for group, cls in GROUPS.items() for f in fields(cls)]
+
+
+_OWNER = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}

@@ -67,14 +67,14 @@ class Feedback:
 
 
 def feedback_path(settings: Settings) -> Path:
-    return settings.feedback_db or settings.index_dir / "feedback.sqlite3"
+    return settings.storage.feedback_db or settings.storage.index_dir / "feedback.sqlite3"
 
 
 def answer_settings(settings: Settings, filters=None, history: Sequence[str] = ()) -> dict:
     """The settings that produced an answer: answer step, retrieval and refusal knobs, the
     reader's filters and earlier questions. No secrets (API keys, tokens) and no addresses."""
-    return {"llm": settings.llm, "top_k": settings.top_k, "min_coverage": settings.min_coverage,
-            "min_similarity": settings.min_similarity,
+    return {"llm": settings.llm.backend, "top_k": settings.answers.top_k, "min_coverage": settings.answers.min_coverage,
+            "min_similarity": settings.answers.min_similarity,
             "filters": ({"sources": list(filters.sources), "since": filters.since, "until": filters.until}
                         if filters else {}),
             "history": list(history)[-5:]}

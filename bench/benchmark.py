@@ -25,13 +25,13 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.chunking import chunk_article, make_splitter  # noqa: E402
+from assistant.indexing.chunking import chunk_article, make_splitter  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.corpus import iter_corpus  # noqa: E402
-from assistant.embeddings import MiniLM  # noqa: E402
-from assistant.evaluate import read_questions  # noqa: E402
-from assistant.index import open_store  # noqa: E402
-from assistant.ingest import group_texts, sync  # noqa: E402
+from assistant.sources.corpus import iter_corpus  # noqa: E402
+from assistant.indexing.embeddings import MiniLM  # noqa: E402
+from assistant.evaluation.scoring import read_questions  # noqa: E402
+from assistant.indexing.store import open_store  # noqa: E402
+from assistant.indexing.sync import group_texts, sync  # noqa: E402
 from assistant.schema import Article  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
@@ -82,7 +82,7 @@ def main() -> None:
         # Serving: one torch thread (measured faster with the other core busy).
         import torch
         torch.set_num_threads(1)
-        assistant = build_assistant(Settings(index_dir=work / "index"), embedder=embedder)
+        assistant = build_assistant(Settings.of(index_dir=work / "index"), embedder=embedder)
         questions = [q.question for q in read_questions(args.questions)] if args.questions else [
             "How much did trade between China and Russia grow?", "Who is Liu Weidong?"]
         questions = (questions * (args.queries // len(questions) + 1))[: args.queries]

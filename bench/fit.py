@@ -1,6 +1,6 @@
 """Fit the extractive answerer's two models on the pooled dev sets and commit the weights.
 
-    python bench/fit.py --index DIR --questions A.jsonl [B.jsonl ...] [--folds 5] [--out assistant/weights.json]
+    python bench/fit.py --index DIR --questions A.jsonl [B.jsonl ...] [--folds 5] [--out assistant/answering/weights.json]
 
 The sentence model learns which sentence of the retrieved passages holds the gold evidence;
 the answer-or-refuse model learns, from the best sentences' signals, whether the question is
@@ -23,10 +23,10 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.answer import check_citations  # noqa: E402
+from assistant.answering.extractive import check_citations  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.evaluate import Scores, read_questions, score_question  # noqa: E402
-from assistant.fitting import cross_validated, fit, prepare  # noqa: E402
+from assistant.evaluation.scoring import Scores, read_questions, score_question  # noqa: E402
+from assistant.evaluation.fitting import cross_validated, fit, prepare  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
 KEYS = ("recall@5", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate")
@@ -37,12 +37,12 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--questions", type=Path, nargs="+", required=True)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=ROOT / "assistant" / "weights.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "assistant" / "answering" / "weights.json")
     parser.add_argument("--cache", type=Path, help="keep retrieved passages and sentence vectors here between runs "
                                                    "(for trying features: only the questions are embedded again)")
     args = parser.parse_args()
 
-    assistant = build_assistant(Settings(index_dir=args.index))
+    assistant = build_assistant(Settings.of(index_dir=args.index))
     questions = [q for path in args.questions for q in read_questions(path)]
     if args.cache:
         cases = cached_prepare(assistant, questions, args.cache)
@@ -79,7 +79,7 @@ def cached_prepare(assistant, questions, cache: Path):
     (a scratch file of this script's own, outside the project)."""
     import pickle
 
-    from assistant.answer import spans_of
+    from assistant.answering.extractive import spans_of
 
     searched, vectors = pickle.loads(cache.read_bytes()) if cache.is_file() else ({}, {})
     search, encode = assistant.retriever.search, assistant.answerer.embedder.encode

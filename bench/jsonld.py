@@ -17,7 +17,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant import corpus  # noqa: E402
+from assistant.sources import corpus  # noqa: E402
 from assistant.errors import UnreadableFile  # noqa: E402
 
 FIELDS = ("title", "date", "outlet", "body")

@@ -2,7 +2,7 @@
 size, and time to first token.
 
     python bench/llm.py calibrate --index DIR [--questions FILE]   # the support threshold
-    python bench/llm.py floor --news-index DIR --seed-index DIR [--write]   # assistant/llm_floor.json
+    python bench/llm.py floor --news-index DIR --seed-index DIR [--write]   # assistant/answering/llm_floor.json
     python bench/llm.py context --news-index DIR --seed-index DIR   # evidence kept per token budget
     python bench/llm.py ttft --llm SPEC [--index DIR] [--questions FILE] [-n 5] [--context-tokens N]
 
@@ -48,14 +48,14 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from assistant.config import Settings, load_settings  # noqa: E402
-from assistant.evaluate import passage_matches, read_questions, with_context  # noqa: E402
-from assistant.prompt import excerpts, relevance, tokens  # noqa: E402
-from assistant.verify import Support, windows  # noqa: E402
+from assistant.evaluation.scoring import passage_matches, read_questions, with_context  # noqa: E402
+from assistant.answering.prompt import excerpts, relevance, tokens  # noqa: E402
+from assistant.answering.verify import Support, windows  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "eval" / "news" / "questions_dev.jsonl"
 EVAL = ROOT.parent / "shared" / "eval"  # --eval DIR elsewhere (a git worktree)
-FLOOR_FILE = ROOT / "assistant" / "llm_floor.json"
+FLOOR_FILE = ROOT / "assistant" / "answering" / "llm_floor.json"
 MAX_BLOCKED = 0.01  # share of answerable dev questions the floor may stop before the model
 # Questions no policy-news corpus answers: what the floor is for.
 OFF_CORPUS = [
@@ -117,7 +117,7 @@ def best(support: Support, claim: str, passage: str, question: str = "") -> floa
 
 
 def calibrate(args) -> None:
-    assistant = build_assistant(Settings(index_dir=args.index))
+    assistant = build_assistant(Settings.of(index_dir=args.index))
     sup = scorers(assistant)
     groups: dict[str, list] = {"crafted+": [], "crafted-": [], "dev supported": [], "dev wrong passage": [],
                                "dev wrong fact": [], "dev restates the question": []}
@@ -158,10 +158,10 @@ def calibrate(args) -> None:
 
 
 def ttft(args) -> None:
-    settings = load_settings().with_(index_dir=args.index, llm=args.llm, llm_context_tokens=args.context_tokens)
+    settings = load_settings().with_(index_dir=args.index, backend=args.llm, llm_context_tokens=args.context_tokens)
     assistant = build_assistant(settings)
     questions = [q.question for q in read_questions(args.questions)][: args.n] if args.questions else \
-        list(settings.examples)[: args.n]
+        list(settings.web.examples)[: args.n]
     firsts, totals, rates = [], [], []
     for question in questions:
         start = time.perf_counter()
@@ -193,11 +193,11 @@ def _pooled(args):
     if not all(sets for _, sets in sets_by_index):
         raise SystemExit(f"no question sets in {args.eval} and {args.eval / 'news'}: pass --eval DIR")
     for index, sets in sets_by_index:
-        assistant = build_assistant(Settings(index_dir=index))
+        assistant = build_assistant(Settings.of(index_dir=index))
         for path in sets:
             for q, history, filters in with_context(read_questions(path)):
                 query = assistant.query(q.question, history)
-                yield path.stem, q, assistant, query, assistant.retriever.search(query, assistant.settings.top_k, filters)
+                yield path.stem, q, assistant, query, assistant.retriever.search(query, assistant.settings.answers.top_k, filters)
 
 
 def floor(args) -> None:
@@ -206,7 +206,7 @@ def floor(args) -> None:
     rows = [(name, q.answerable, *assistant.support(query, hits)) for name, q, assistant, query, hits in _pooled(args)]
     off = []
     for index in (args.news_index, args.seed_index):
-        assistant = build_assistant(Settings(index_dir=index))
+        assistant = build_assistant(Settings.of(index_dir=index))
         off += [assistant.support(q, assistant.search(q)) for q in OFF_CORPUS]
     answerable = [(s, c) for _, a, s, c in rows if a]
     unanswerable = [(s, c) for _, a, s, c in rows if not a]
@@ -217,7 +217,7 @@ def floor(args) -> None:
     print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable dev questions; {len(off)} off-corpus "
           f"(the {len(OFF_CORPUS)} crafted ones on each index)")
     print("min similarity, min coverage   answerable blocked   unanswerable blocked   off-corpus blocked")
-    current = (Settings().min_similarity, Settings().min_coverage)
+    current = (Settings().answers.min_similarity, Settings().answers.min_coverage)
     for label, t in (("without a model", current), ("fitted", best)):
         print(f"{label:>16} {t[0]:.2f}, {t[1]:.2f}    {blocked(answerable, t):19.3f}   {blocked(unanswerable, t):20.3f}"
               f"   {blocked(off, t):18.3f}")

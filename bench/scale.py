@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from assistant.chunking import chunk_article, make_splitter  # noqa: E402
-from assistant.corpus import iter_corpus  # noqa: E402
-from assistant.embeddings import MiniLM  # noqa: E402
-from assistant.index import open_store  # noqa: E402
-from assistant.ingest import group_texts, sync  # noqa: E402
+from assistant.indexing.chunking import chunk_article, make_splitter  # noqa: E402
+from assistant.sources.corpus import iter_corpus  # noqa: E402
+from assistant.indexing.embeddings import MiniLM  # noqa: E402
+from assistant.indexing.store import open_store  # noqa: E402
+from assistant.indexing.sync import group_texts, sync  # noqa: E402
 from assistant.schema import Article  # noqa: E402
 from assistant.text import sentence_spans  # noqa: E402
 from benchmark import NEWS, percentile, timed  # noqa: E402
@@ -208,7 +208,7 @@ def serve_probe(index: Path, queries: int) -> dict:
     import gradio  # noqa: F401  (the app process holds it too; counted in its memory)
 
     imported = time.perf_counter()
-    assistant = build_assistant(Settings(index_dir=index))  # one torch thread, as the server
+    assistant = build_assistant(Settings.of(index_dir=index))  # one torch thread, as the server
     built = time.perf_counter()
     rng = random.Random(7)
     questions = [f"What did {rng.choice(ACTORS)} in {rng.choice(PLACES)} decide about {rng.choice(OBJECTS)}?"
@@ -221,7 +221,7 @@ def serve_probe(index: Path, queries: int) -> dict:
         search_ms.append(timed(lambda: assistant.search(q))[0] * 1000)
         ask_ms.append(timed(lambda: assistant.ask(q))[0] * 1000)  # reads the stored sentence vectors
     all_chunks_s, chunks = timed(assistant.store.all_chunks)
-    from assistant.retrieve import Lexical
+    from assistant.retrieval.hybrid import Lexical
     bm25_s, _ = timed(lambda: Lexical(chunks))
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     return {"chunks": len(chunks), "import_s": round(imported - started, 2), "build_assistant_s": round(built - imported, 2),

@@ -30,7 +30,7 @@ TRADE_QUESTION = "How much did trade between China and Russia grow?"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from assistant.embeddings import MiniLM
+    from assistant.indexing.embeddings import MiniLM
 
     model = MiniLM(threads=None)
     assert model.dimension == 384  # loads the model, once for the whole session
@@ -57,8 +57,8 @@ def write_article(folder: Path, name: str, title: str, body: str, source: str = 
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, embedder) -> Path:
     """An index of the sample article plus two articles of our own, built once (read-only use)."""
-    from assistant.index import open_store
-    from assistant.ingest import sync
+    from assistant.indexing.store import open_store
+    from assistant.indexing.sync import sync
 
     base = tmp_path_factory.mktemp("seed")
     corpus = base / "corpus"
@@ -83,7 +83,7 @@ def seed_assistant(seed_index, embedder):
     from assistant.config import Settings
     from assistant.service import build_assistant
 
-    return build_assistant(Settings(index_dir=seed_index), embedder=embedder)
+    return build_assistant(Settings.of(index_dir=seed_index), embedder=embedder)
 
 
 def free_port() -> int:
@@ -194,7 +194,7 @@ def port_and_tram():
 
 def holds_contract(answer, articles=ARTICLES) -> None:
     """Every [n] maps to a citation whose quote is verbatim in its passage and article."""
-    from assistant.answer import check_citations
+    from assistant.answering.extractive import check_citations
 
     assert check_citations(answer, articles.get).citations == answer.citations
     for c in answer.citations:
@@ -277,7 +277,7 @@ def corpus_dir(tmp_path) -> Path:
 @pytest.fixture
 def web_client():
     """An httpx client as `add` builds it, with a short timeout."""
-    from assistant.fetch import make_client
+    from assistant.sources.fetch import make_client
 
     with make_client(timeout=2) as client:
         yield client

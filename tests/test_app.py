@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from assistant.share import clipboard_markdown
+from assistant.web.share import clipboard_markdown
 from conftest import ROOT, SAMPLE, TRADE_QUESTION, axe_violations
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.corpus import load_article
+from assistant.sources.corpus import load_article
 from conftest import ROOT, SAMPLE, SEED_ID, TRADE_QUESTION, article_page
 
 pytestmark = pytest.mark.slow

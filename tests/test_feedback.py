@@ -9,7 +9,7 @@ import pytest
 from assistant.config import Settings
 from assistant.errors import BadFeedback, FeedbackFull
 from assistant.feedback import MAX_COMMENT, FeedbackStore, answer_settings, entry_lines, feedback_path
-from assistant.retrieve import Filters
+from assistant.retrieval.hybrid import Filters
 
 CITED = [{"n": 1, "article_id": "wheat.md", "title": "Wheat harvest", "url": "https://example.org/wheat",
           "link": "https://example.org/wheat#:~:text=420%20million", "quote": "420 million bushels"}]
@@ -19,7 +19,7 @@ def test_entries_are_stored_with_citations_and_settings_and_listed_newest_first(
     store = FeedbackStore(tmp_path / "new-folder" / "feedback.sqlite3")
     assert store.entries() == []  # nothing yet, and nothing created by looking
     assert not store.path.exists()
-    produced = answer_settings(Settings(llm="gguf:/m.gguf", top_k=4), Filters(sources=("Plains Daily",)), ["q0"])
+    produced = answer_settings(Settings.of(backend="gguf:/m.gguf", top_k=4), Filters(sources=("Plains Daily",)), ["q0"])
     first, _ = store.add("How much wheat?", "420 million bushels [1]", "up", citations=CITED, settings=produced)
     second, _ = store.add("Who is Liu?", "A researcher [1]", "down", comment="Wrong person", via="chat")
 
@@ -41,8 +41,8 @@ def test_nothing_about_the_reader_is_stored(tmp_path):
         columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
     assert columns == {"id", "created", "updated", "rating", "question", "answer", "comment", "citations",
                        "settings", "via", "token_hash"}
-    assert "api_key" not in json.dumps(answer_settings(Settings(openai_api_key="sk-secret")))
-    assert "sk-secret" not in json.dumps(answer_settings(Settings(openai_api_key="sk-secret")))
+    assert "api_key" not in json.dumps(answer_settings(Settings.of(openai_api_key="sk-secret")))
+    assert "sk-secret" not in json.dumps(answer_settings(Settings.of(openai_api_key="sk-secret")))
 
 
 def test_a_comment_amends_the_entry_only_with_its_token(tmp_path):
@@ -97,7 +97,7 @@ def test_since_filters_by_day(tmp_path):
 
 def test_path_defaults_to_the_index_folder():
     assert str(feedback_path(Settings())) == "index/feedback.sqlite3"
-    assert str(feedback_path(Settings(feedback_db=Path("/data/fb.db")))) == "/data/fb.db"
+    assert str(feedback_path(Settings.of(feedback_db=Path("/data/fb.db")))) == "/data/fb.db"
 
 
 def test_entry_lines_for_the_terminal(tmp_path):

@@ -65,10 +65,10 @@ def test_article_count(seed_assistant):
 
 def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_path, embedder, capsys):
     from assistant.config import Settings
-    from assistant.ingest import ingest_lock, lock_path
+    from assistant.indexing.sync import ingest_lock, lock_path
     from assistant.service import build_assistant
 
-    settings = Settings(corpus_dir=seed_corpus, index_dir=tmp_path / "index")
+    settings = Settings.of(corpus_dir=seed_corpus, index_dir=tmp_path / "index")
     with ingest_lock(lock_path(settings)):  # another ingest is running: the app leaves the index to it
         assistant = build_assistant(settings, embedder=embedder, ingest_if_empty=True)
     assert assistant.store.chunk_count() == 0

@@ -1,0 +1,434 @@
+"""Passages → Answer with citations.
+
+The default answerer is extractive. It scores every sentence of the retrieved passages
+with a small fitted model (`signals.py` features, weights in `weights.json`, fitted by
+`bench/fit.py` on the pooled dev sets), decides from a second fitted model whether the
+best of them answers the question at all (else it refuses and names the closest
+articles), and quotes the one or two best sentences, each followed by `[n]`, led by the
+short answer in bold when the question asks for a name, number, date or place.
+
+Any answerer (a chat model too) implements `Answerer`; `check_citations` then holds every
+answer to the citation contract: each `[n]` maps to a retrieved passage, each quote
+occurs verbatim in its stored article, and a refusal cites nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from . import signals
+from ..indexing.embeddings import MiniLM
+from ..schema import Answer, ArticleRef, Citation, Hit
+from ..text import RECENT, content_words, sentence_spans, stemmed_terms
+
+NOT_COVERED = "The articles I have don't cover this."
+MAX_SENTENCES = 2
+# A second sentence is quoted when the sentence model gives it at least this share of the best
+# one's probability (chosen by cross-validation: bench/fit.py).
+SECOND_RATIO = 0.5
+MIN_WORDS = 4  # shorter "sentences" are headings or fragments, not answers
+CLOSEST = 3  # articles a refusal names
+
+# What the sentence model sees of each candidate, in this order (bench/fit.py fits the weights).
+SENTENCE_FEATURES = (
+    "cos",              # cosine similarity of question and sentence
+    "cos_context",      # ... and of question and the sentence with its neighbours
+    "terms",            # IDF-weighted share of the question's terms in the sentence
+    "terms_context",    # ... in the sentence with its neighbours
+    "terms_passage",    # ... in the whole passage with its title
+    "passage_rank",     # 1 / the passage's rank
+    "passage_similarity",
+    "type_match",       # the question asks for a number/date/person/place and the sentence has one
+    "asks_type",        # the question asks for one of those kinds at all
+    "has_number",
+    "length",           # log(1 + words)
+    "lead",             # in the article's first 400 characters
+    "focus",            # share of the question's terms, each weighted by how few candidates hold it
+    "overlap",          # plain share of the question's content words
+    "cause",            # a why-question and a sentence giving a reason ("because", "due to"…)
+    "absence",          # the sentence says something is not known or has not happened
+    # The same signals relative to the best candidate of this question (0 for the best):
+    "cos_gap", "cos_context_gap", "terms_gap", "terms_context_gap", "focus_gap", "overlap_gap",
+)
+_RELATIVE = ("cos", "cos_context", "terms", "terms_context", "focus", "overlap")
+# What the answer-or-refuse model sees of a question and its best candidates.
+QUESTION_FEATURES = (
+    "best_sentence",    # the sentence model's log-odds for the best sentence
+    "best_cos",
+    "best_terms_context",
+    "best_focus",
+    "passage_terms",    # the best share of the question's terms one passage holds
+    "union_terms",      # the share the top passages hold together
+    "passage_similarity",  # the best passage's cosine similarity
+    "type_found",       # the asked kind of answer is in the best sentences (1 when no kind is asked)
+    "missing_number",   # the question names a number the best passages never mention
+    "missing_rare",     # the rarest asked term the best passage lacks, relative to the rarest asked term
+    "question_terms",   # log(1 + how many terms the question has)
+)
+
+
+class Answerer(Protocol):
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer: ...
+
+
+def refusal(hits: Sequence[Hit] = (), notice: str = "", closest: Sequence[ArticleRef] = ()) -> Answer:
+    return Answer(text=NOT_COVERED, refused=True, citations=(), hits=tuple(hits), notice=notice,
+                  closest=tuple(closest))
+
+
+def closest_articles(hits: Sequence[Hit], n: int = CLOSEST) -> tuple[ArticleRef, ...]:
+    """The articles of the best passages, best first, each once: where a reader might look."""
+    out: dict[str, ArticleRef] = {}
+    for hit in sorted(hits, key=lambda h: h.rank):
+        c = hit.chunk
+        out.setdefault(c.article_id, ArticleRef(article_id=c.article_id, title=c.title, source=c.source,
+                                                date=c.date, url=c.url))
+    return tuple(out.values())[:n]
+
+
+# --- fitted weights --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Model:
+    """A logistic model over standardised features."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    threshold: float = 0.5
+
+    def probability(self, row: Sequence[float]) -> float:
+        x = (np.asarray(row, dtype=float) - self.mean) / self.scale
+        return signals.logistic(self.weights, self.bias, x)
+
+    def log_odds(self, row: Sequence[float]) -> float:
+        x = (np.asarray(row, dtype=float) - self.mean) / self.scale
+        return self.bias + float(np.dot(self.weights, x))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping) -> "Model":
+        return cls(features=tuple(raw["features"]), weights=tuple(raw["weights"]), bias=float(raw["bias"]),
+                   mean=tuple(raw["mean"]), scale=tuple(raw["scale"]), threshold=float(raw.get("threshold", 0.5)))
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "weights": [round(w, 6) for w in self.weights],
+                "bias": round(self.bias, 6), "mean": [round(m, 6) for m in self.mean],
+                "scale": [round(s, 6) for s in self.scale], "threshold": round(self.threshold, 6)}
+
+
+@dataclass(frozen=True)
+class Weights:
+    sentence: Model
+    answerable: Model
+
+    @classmethod
+    def from_dict(cls, raw: Mapping) -> "Weights":
+        weights = cls(sentence=Model.from_dict(raw["sentence"]), answerable=Model.from_dict(raw["answerable"]))
+        if weights.sentence.features != SENTENCE_FEATURES or weights.answerable.features != QUESTION_FEATURES:
+            raise ValueError("weights.json was fitted on other features: rerun bench/fit.py")
+        return weights
+
+
+@cache
+def fitted_weights() -> Weights:
+    """The committed weights (`assistant/answering/weights.json`, written by `bench/fit.py`)."""
+    raw = json.loads(resources.files(__package__).joinpath("weights.json").read_text(encoding="utf-8"))
+    return Weights.from_dict(raw)
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage, with its features and (once scored) its probability
+    of holding the answer. Offsets are within the passage text."""
+
+    hit: Hit
+    start: int
+    end: int
+    features: tuple[float, ...]
+    score: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.hit.chunk.text[self.start:self.end]
+
+
+_BULLET = re.compile(r"^[-–•*·▪●]\s+")
+SentenceVectors = Callable[[Sequence[str]], Mapping[str, Sequence[tuple[int, int, np.ndarray]]]]
+
+
+class ExtractiveAnswerer:
+    """Quotes the sentences that best answer the question; no language model.
+
+    Args:
+        embedder: the model that embedded the passages.
+        idf: a term's weight in the corpus (`Lexical.idf`).
+        sentence_vectors: stored sentence vectors by chunk id (`Store.sentence_vectors`);
+            spans without one are embedded here.
+        weights: the fitted models (default: the committed `weights.json`).
+    """
+
+    def __init__(self, embedder: MiniLM, idf: Callable[[str], float] | None = None,
+                 sentence_vectors: SentenceVectors | None = None, weights: Weights | None = None):
+        self.embedder = embedder
+        self.idf = idf or (lambda term: 1.0)
+        self.sentence_vectors = sentence_vectors
+        self.weights = weights
+
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+        return self.compose(question, hits, self.candidates(question, hits))
+
+    # -- features (independent of the weights) --------------------------------------------------
+
+    def candidates(self, question: str, hits: Sequence[Hit]) -> list[Candidate]:
+        """Every sentence of every passage with its features, each sentence once."""
+        spans, seen = [], set()
+        stored = self.sentence_vectors([h.chunk.chunk_id for h in hits]) if self.sentence_vectors and hits else {}
+        for hit in hits:
+            known = {(s, e): v for s, e, v in stored.get(hit.chunk.chunk_id, ())}
+            for s, e in sentence_spans(hit.chunk.text):
+                vector = known.get((s, e))  # stored under the sentence's own span, bullet and all
+                bullet = _BULLET.match(hit.chunk.text[s:e])
+                spans.append((hit, s + bullet.end() if bullet else s, e, vector))
+        if not spans:
+            return []
+        missing = [k for k, (*_, v) in enumerate(spans) if v is None]
+        vectors = [v for *_, v in spans]
+        if missing:
+            encoded = self.embedder.encode([spans[k][0].chunk.text[spans[k][1]:spans[k][2]] for k in missing])
+            for k, v in zip(missing, encoded):
+                vectors[k] = v
+        q = self.embedder.encode([question])[0]
+        asked = signals.question_terms(question)
+        kind = signals.expected_type(question)
+        out = []
+        by_hit: dict[str, list[int]] = {}
+        for k, (hit, *_rest) in enumerate(spans):
+            by_hit.setdefault(hit.chunk.chunk_id, []).append(k)
+        passage_terms = {h.chunk.chunk_id: signals.share(asked, f"{h.chunk.title}\n{h.chunk.text}", self.idf)
+                         for h in hits}
+        words = content_words(question)
+        why = bool(signals.ASKS_WHY.search(question))
+        rows = []
+        for cid, members in by_hit.items():
+            for j, k in enumerate(members):
+                hit, s, e, _ = spans[k]
+                text = hit.chunk.text[s:e]
+                if len(text.split()) < MIN_WORDS:
+                    continue
+                key = (hit.chunk.article_id, hit.chunk.start + s)
+                if key in seen:  # overlapping chunks repeat sentences: keep the better-ranked passage's
+                    continue
+                seen.add(key)
+                around = [members[x] for x in (j - 1, j, j + 1) if 0 <= x < len(members)]
+                context_text = " ".join(hit.chunk.text[spans[x][1]:spans[x][2]] for x in around)
+                context_vec = signals.unit(np.sum([vectors[x] for x in around], axis=0))
+                rows.append((hit, s, e, text, {
+                    "cos": float(np.dot(vectors[k], q)),
+                    "cos_context": float(np.dot(context_vec, q)),
+                    "terms": signals.share(asked, text, self.idf),
+                    "terms_context": signals.share(asked, context_text, self.idf),
+                    "terms_passage": passage_terms[cid],
+                    "passage_rank": 1.0 / max(hit.rank, 1),
+                    "passage_similarity": hit.similarity,
+                    "type_match": float(kind != signals.OTHER and bool(signals.typed_spans(text, kind))),
+                    "asks_type": float(kind != signals.OTHER),
+                    "has_number": float(bool(re.search(r"\d", text))),
+                    "length": signals.log_words(text),
+                    "lead": float(hit.chunk.start + s < 400),
+                    "overlap": len(words & content_words(text)) / len(words) if words else 0.0,
+                    "cause": float(why and bool(signals.GIVES_REASON.search(text))),
+                    "absence": float(bool(signals.SAYS_UNKNOWN.search(text))),
+                }))
+        focus = signals.focus_weights(asked, [stemmed_terms(r[3]) for r in rows], self.idf)
+        for row in rows:
+            row[4]["focus"] = signals.weighted(focus, stemmed_terms(row[3]))
+        best = {name: max((r[4][name] for r in rows), default=0.0) for name in _RELATIVE}
+        for hit, s, e, _, f in rows:
+            f.update({f"{name}_gap": f[name] - best[name] for name in _RELATIVE})
+            out.append(Candidate(hit, s, e, tuple(f[name] for name in SENTENCE_FEATURES)))
+        return out
+
+    def question_features(self, question: str, hits: Sequence[Hit], ranked: Sequence[Candidate],
+                          sentence: "Model") -> tuple[float, ...]:
+        """What the answer-or-refuse model sees; `ranked` are scored candidates, best first."""
+        best = ranked[0]
+        top = ranked[:MAX_SENTENCES]
+        kind = signals.expected_type(question)
+        asked = signals.question_terms(question)
+        passages = " ".join(f"{h.chunk.title}\n{h.chunk.text}" for h in hits)
+        f = dict(zip(SENTENCE_FEATURES, best.features))
+        return (
+            sentence.log_odds(best.features),
+            f["cos"],
+            f["terms_context"],
+            f["focus"],
+            max(c.features[SENTENCE_FEATURES.index("terms_passage")] for c in ranked),
+            signals.share(asked, passages, self.idf),
+            max(h.similarity for h in hits),
+            float(kind == signals.OTHER or any(signals.short_answer(c.text, question, kind) for c in top)),
+            signals.missing_numbers(question, passages),
+            signals.missing_rare(asked, f"{best.hit.chunk.title}\n{best.hit.chunk.text}", self.idf),
+            signals.log_words(" ".join(sorted(asked))),
+        )
+
+    # -- the answer (given weights) -------------------------------------------------------------
+
+    def compose(self, question: str, hits: Sequence[Hit], candidates: Sequence[Candidate],
+                weights: Weights | None = None) -> Answer:
+        weights = weights or self.weights or fitted_weights()
+        if not candidates:
+            return refusal(hits, closest=closest_articles(hits))
+        ranked = rank(candidates, weights.sentence)
+        answerable = self._answerable(question, hits, ranked, weights)
+        if answerable < weights.answerable.threshold:  # a compound query: is either question answerable?
+            for part in sub_questions(question):
+                part_ranked = rank(self.candidates(part, hits), weights.sentence)
+                answerable = max(answerable, self._answerable(part, hits, part_ranked, weights))
+        if answerable < weights.answerable.threshold:
+            return refusal(hits, closest=closest_articles(hits))
+        best = ranked[0]
+        # A second sentence only when the model thinks it about as likely to hold the answer.
+        chosen = [best] + [c for c in ranked[1:MAX_SENTENCES] if c.score >= SECOND_RATIO * best.score]
+        differs = _different_figure(best, ranked)
+        if differs and differs not in chosen:
+            chosen.append(differs)
+        return _assemble(question, hits, _with_context(chosen), differs)
+
+    def _answerable(self, question: str, hits: Sequence[Hit], ranked: Sequence[Candidate], weights: Weights) -> float:
+        """The answer-or-refuse model's probability; 0 without candidates."""
+        if not ranked:
+            return 0.0
+        return weights.answerable.probability(self.question_features(question, hits, ranked, weights.sentence))
+
+
+def rank(candidates: Sequence[Candidate], sentence: Model) -> list[Candidate]:
+    """`candidates` scored by the sentence model, best first."""
+    return sorted((replace(c, score=sentence.probability(c.features)) for c in candidates), key=lambda c: -c.score)
+
+
+_ASKED = re.compile(r"[^?]+\?*")
+
+
+def sub_questions(query: str) -> list[str]:
+    """The questions of a compound query, when it holds more than one: "Who is Liu Weidong? Where
+    does he work?" (typed so, or a follow-up carried with the question before it). Each is
+    decided on its own as well: the pair's diluted signals fall below a threshold either clears."""
+    parts = [m.group(0).strip() for m in _ASKED.finditer(query)]
+    parts = [p for p in parts if len(p.split()) >= 2]
+    return parts if len(parts) > 1 else []
+
+
+def spans_of(text: str) -> list[tuple[int, int]]:
+    """A passage's sentences, a leading list bullet left out of the quote."""
+    out = []
+    for s, e in sentence_spans(text):
+        bullet = _BULLET.match(text[s:e])
+        out.append((s + bullet.end(), e) if bullet else (s, e))
+    return out
+
+
+def _assemble(question: str, hits: Sequence[Hit], chosen: list[Candidate], differs: Candidate | None) -> Answer:
+    """The answer text and its citations: one `[n]` per quoted span."""
+    kind = signals.expected_type(question)
+    about_time = bool(RECENT.search(question))
+    parts, citations, dated = [], [], set()
+    lead = signals.short_answer(chosen[0].text, question, kind) if kind != signals.OTHER else ""
+    for n, cand in enumerate(chosen, 1):
+        chunk = cand.hit.chunk
+        as_of = f" (as of {chunk.date})" if about_time and chunk.date and chunk.article_id not in dated else ""
+        dated.add(chunk.article_id)
+        intro = ("Another source gives a different figure: " if differs and chunk.chunk_id == differs.hit.chunk.chunk_id
+                 and cand.end == differs.end else "")
+        parts.append(f"{intro}{' '.join(cand.text.split())}{as_of} [{n}]")
+        citations.append(Citation(n=n, hit=cand.hit, quote=cand.text))
+    return Answer(text=" ".join(parts), refused=False, citations=tuple(citations), hits=tuple(hits), lead=lead)
+
+
+_FIGURE = re.compile(r"([$€£])?\s?(\d[\d,]*(?:\.\d+)?)\s?(per ?cent|%|million|billion|trillion)", re.IGNORECASE)
+
+
+def figures(text: str) -> dict[tuple[str, str], set[str]]:
+    """Quantities in `text` by kind: ("$", "billion") → {"6"}, ("", "%") → {"40.7"}."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for currency, value, unit in _FIGURE.findall(text):
+        unit = "%" if unit.lower().replace(" ", "") in ("percent", "%") else unit.lower()
+        out.setdefault((currency, unit), set()).add(value.replace(",", ""))
+    return out
+
+
+def _different_figure(best: Candidate, ranked: Sequence[Candidate], ratio: float = 0.5) -> Candidate | None:
+    """A close runner-up from another outlet or date that gives another figure of the same kind."""
+    mine = figures(best.text)
+    if not mine:
+        return None
+    b = best.hit.chunk
+    for cand in ranked[1:]:
+        c = cand.hit.chunk
+        if cand.score < ratio * best.score:
+            return None
+        if c.article_id == b.article_id or (c.source, c.date) == (b.source, b.date):
+            continue
+        theirs = figures(cand.text)
+        if any(kind in mine and theirs[kind] != mine[kind] for kind in theirs):
+            return cand
+    return None
+
+
+# A sentence that opens by referring back ("He said…", "The company is…", "“We are…") needs
+# the sentence before it to say who or what it is about.
+_REFERS_BACK = re.compile(r"^[“\"‘']?\s*(?:(?i:he|she|it|they|his|her|its|their|this|that|these|those|we|our|"
+                          r"such|both)\b|[Tt]he [a-z0-9])")
+
+
+def _with_context(chosen: list[Candidate]) -> list[Candidate]:
+    """Extend each sentence that refers back with the sentence before it in the same paragraph
+    (never across a line break: the cleaner may have removed furniture there), and merge
+    sentences of one passage that then touch within a paragraph."""
+    out: list[Candidate] = []
+    for cand in chosen:
+        start, text = cand.start, cand.hit.chunk.text
+        if _REFERS_BACK.match(cand.text):
+            before = [s for s, e in spans_of(text) if e <= cand.start and "\n" not in text[s:cand.start]]
+            if before:
+                start = before[-1]
+        extended = replace(cand, start=start)
+        for i, other in enumerate(out):
+            same = other.hit.chunk.chunk_id == cand.hit.chunk.chunk_id
+            lo, hi = sorted([(other.start, other.end), (extended.start, extended.end)])
+            if same and hi[0] <= lo[1] + 2 and "\n" not in text[lo[1]:hi[0]]:
+                out[i] = replace(other, start=min(other.start, extended.start), end=max(other.end, extended.end))
+                break
+        else:
+            out.append(extended)
+    return out
+
+
+def check_citations(answer: Answer, article_text: Callable[[str], str | None]) -> Answer:
+    """Enforce the citation contract; drop any citation that breaks it.
+
+    `article_text(article_id)` returns the stored article (None when missing)."""
+    if answer.refused:
+        return replace(answer, citations=())
+    retrieved = {h.chunk.chunk_id for h in answer.hits}
+    kept = []
+    for citation in answer.citations:
+        text = article_text(citation.hit.chunk.article_id)
+        if citation.hit.chunk.chunk_id in retrieved and text is not None and citation.quote in text:
+            kept.append(citation)
+    valid = {c.n for c in kept}
+    body = re.sub(r"\s?\[(\d+)\]", lambda m: m.group(0) if int(m.group(1)) in valid else "", answer.text)
+    dropped = {"dropped_citations": len(answer.citations) - len(kept)}
+    if not kept:
+        return replace(refusal(answer.hits, closest=closest_articles(answer.hits)), extra=dropped)
+    return replace(answer, text=body, citations=tuple(kept), extra={**answer.extra, **dropped})
