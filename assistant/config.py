@@ -1,7 +1,8 @@
 """Settings: frozen dataclasses grouped by concern, built once at the edge from the environment.
 
 Each field names its environment variable and says in one line what it does (`setting`); the
-README's configuration table is checked against them (`tests/test_config.py`). A component
+table in docs/configuration.md is generated from them (`python -m assistant.config --markdown`) and
+checked against them (`tests/test_config.py`). A component
 receives its own group (`settings.storage`, `settings.answers`, …), not all of `Settings`.
 """
 
@@ -229,3 +230,34 @@ def variables() -> list[tuple[str, str, Any, str]]:
 
 
 _OWNER = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
+
+
+def _shown(default: Any) -> str:
+    if default in (None, "", ()):
+        return "unset"
+    if isinstance(default, bool):
+        return "`1`" if default else "`0`"
+    if isinstance(default, tuple):
+        return "`" + "|".join(default) + "`"
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`"
+
+
+def markdown() -> str:
+    """The table of every setting (group, variable, default, description) for docs/configuration.md."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # a pipe inside a table cell, even in `code`
+
+    rows = ["| group | variable | default | description |", "|---|---|---|---|"]
+    rows += [f"| {group} | `{env}` | {cell(_shown(default))} | {cell(help_)} |"
+             for group, env, default, help_ in variables()]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m assistant.config --markdown")
+    print(markdown(), end="")
