@@ -151,12 +151,10 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
     retriever = Retriever(store, embedder)
     answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
                                   sentence_vectors=store.sentence_vectors)
-    capacity = Capacity(settings.answers.max_answers or os.cpu_count() or 1, settings.answers.answer_wait)
     if settings.llm.backend == "extractive":
-        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer, capacity=capacity)
+        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
     from .answering.chat import build_chat_answerer
 
     chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
                                weight=lambda term: retriever.lexical.idf(term))
-    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite,
-                     capacity=capacity)
+    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite)
