@@ -25,181 +25,30 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
-from typing import Annotated, AsyncIterator, Callable, Iterator, Literal
+from typing import Annotated, AsyncIterator, Callable, Iterator
 
 import anyio
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 
 from ..config import Settings
 from ..errors import AssistantError, BadFeedback, BadQuestion
-from ..feedback import (MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION, FeedbackStore,
-                       answer_settings, feedback_path, over_limit)
+from ..feedback import FeedbackStore, answer_settings, feedback_path, over_limit
 from ..retrieval.hybrid import Filters
 from .scope import desk_scope
 from .security import RateLimiter, guard, route_path
 from ..service import Assistant
-from .schemas import answer_to_dict, hit_to_dict
+from .schemas import (AnswerOut, AskIn, FeedbackAmendIn, FeedbackIn, FeedbackOut, Health, PassageOut, Problem,
+                      SearchIn)
 
 log = logging.getLogger(__name__)
 
 API = "/api"
 # Every path the server answers outside the chat page (`ui.CHAT_PATHS`); anything else is 404.
 API_PATHS = (f"{API}/*", "/embed")
-_DATE = r"^(\d{4}-\d{2}-\d{2})?$"
-
-
-# --- request and response shapes (they are the OpenAPI schema) -------------------------------
-
-class FiltersIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    sources: list[str] = Field(default=[], max_length=50, description="only these outlets")
-    since: str = Field(default="", pattern=_DATE, description="only articles dated on or after (YYYY-MM-DD)")
-    until: str = Field(default="", pattern=_DATE, description="only articles dated on or before (YYYY-MM-DD)")
-
-
-class AskIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: str = Field(description="the question; folded to one line, at most ASSISTANT_MAX_QUESTION_CHARS")
-    history: list[str] = Field(default=[], max_length=50, description="earlier questions of the same chat")
-    filters: FiltersIn = FiltersIn()
-
-
-class SearchIn(AskIn):
-    k: int = Field(default=0, ge=0, le=50, description="how many passages; 0: ASSISTANT_TOP_K")
-
-
-class CitationOut(BaseModel):
-    n: int
-    article_id: str
-    title: str
-    source: str
-    date: str
-    url: str
-    quote: str = Field(description="verbatim from the stored article")
-    link: str | None = Field(description="the article URL with a text fragment (`#:~:text=…`) that opens it "
-                                         "scrolled to the quote, highlighted; null when the article has no "
-                                         "http(s) URL")
-    passage_rank: int
-
-
-class PassageOut(BaseModel):
-    rank: int
-    article_id: str
-    title: str
-    source: str
-    date: str
-    url: str
-    text: str
-    score: float
-    similarity: float
-    chunk_id: str
-    start: int
-    end: int
-
-
-class SentenceOut(BaseModel):
-    text: str
-    status: str = Field(description="`verified` (its cited passage supports it), `corrected` (another passage "
-                                    "does; its number was changed) or `unsupported` (dropped from the answer)")
-    citations: list[int] = Field(description="its number(s) in the answer")
-    model_cited: list[int] = Field(description="the number(s) the model wrote")
-    support: float = Field(description="the best support score a passage gave it")
-
-
-class VerificationOut(BaseModel):
-    model: str
-    outcome: str = Field(description="`answered`, `refused` (the model said the articles do not cover the "
-                                     "question), `unsupported` (nothing it wrote was supported: refused) or "
-                                     "`failed` (unreachable, too slow or unreadable)")
-    fallback: bool = Field(description="true when the model failed: the answer is then the extractive one")
-    first_token_s: float | None = Field(default=None, description="seconds to the model's first token")
-    sentences: list[SentenceOut]
-
-
-class ArticleOut(BaseModel):
-    article_id: str
-    title: str
-    source: str
-    date: str
-    url: str
-
-
-class AnswerOut(BaseModel):
-    answer: str = Field(description="the answer; each claim is followed by its citation `[n]`")
-    lead: str = Field(default="", description="the short answer (a name, number, date or place), verbatim from "
-                                              "the first quote; shown in bold before the answer; may be empty")
-    refused: bool = Field(description="true when the articles don't cover the question (then nothing is cited)")
-    closest: list[ArticleOut] = Field(default=[], description="on a refusal: the articles closest to the question, "
-                                                              "named but not cited")
-    notice: str
-    verification: VerificationOut | None = Field(default=None, description="with a language model "
-                                                 "(ASSISTANT_LLM): how each sentence it wrote was checked")
-    citations: list[CitationOut]
-    passages: list[PassageOut]
-
-
-class CitationIn(BaseModel):
-    """A citation as the reader saw it (the API's citation object; other fields are ignored)."""
-    model_config = ConfigDict(extra="ignore")
-    n: int
-    article_id: str = Field(default="", max_length=1000)
-    title: str = Field(default="", max_length=1000)
-    url: str = Field(default="", max_length=2000)
-    link: str | None = Field(default=None, max_length=4000)
-    quote: str = Field(default="", max_length=2000)
-
-
-class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=MAX_QUESTION)
-    answer: str = Field(max_length=MAX_ANSWER, description="the answer text the reader rated")
-    rating: Literal["up", "down"]
-    comment: str = Field(default="", max_length=MAX_COMMENT, description="optional, as the reader typed it")
-    citations: list[CitationIn] = Field(default=[], max_length=MAX_CITATIONS)
-    history: list[Annotated[str, Field(max_length=MAX_QUESTION)]] = Field(
-        default=[], max_length=50, description="earlier questions of the same chat")
-    filters: FiltersIn = FiltersIn()
-
-
-class FeedbackAmendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    token: str = Field(max_length=100, description="the token `POST /api/feedback` returned")
-    rating: Literal["up", "down"] | None = None
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
-
-
-class FeedbackOut(BaseModel):
-    id: int
-    token: str = Field(description="amends this entry (`PATCH /api/feedback/{id}`), e.g. to add a comment")
-
-
-class Problem(BaseModel):
-    detail: str = Field(description="a message fit to show the person who asked")
-
-
-class OutletOut(BaseModel):
-    name: str
-    articles: int
-
-
-class DatesOut(BaseModel):
-    first: str | None = Field(description="the earliest article date (YYYY-MM-DD); null when none is dated")
-    last: str | None
-    undated: int = Field(description="articles of unknown date")
-
-
-class Health(BaseModel):
-    status: str
-    articles: int
-    chunks: int
-    outlets: list[OutletOut] = Field(description="outlets, most articles first")
-    dates: DatesOut
-    summary: str = Field(description="the same in one line, as the chat and /embed show it")
 
 
 # --- the embed page --------------------------------------------------------------------------
@@ -316,16 +165,14 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
         return checked(body)
 
     def filters(body: AskIn) -> Filters:
-        f = body.filters
-        return Filters(sources=tuple(f.sources), since=f.since, until=f.until)
+        return body.filters.filters()
 
-    def answer(body: AskIn) -> dict:
-        return answer_to_dict(assistant.ask(body.question, body.history, filters(body)))
+    def answer(body: AskIn) -> AnswerOut:
+        return AnswerOut.of(assistant.ask(body.question, body.history, filters(body)))
 
     @app.post(f"{API}/ask", response_model=AnswerOut, dependencies=limited, responses=errors,
-              summary="A cited answer",  # no `verification` without a model; a `link` may be null:
-              response_model_exclude_unset=True)
-    def ask(body: Ask) -> dict:
+              summary="A cited answer")  # no `verification` without a model; a `link` may be null
+    def ask(body: Ask) -> AnswerOut:
         try:
             return answer(body)
         except AssistantError as exc:  # e.g. the index is not there
@@ -345,7 +192,7 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
                     streamed = True
                     yield ServerSentEvent(event="delta", data={"text": piece})
                 else:
-                    result = answer_to_dict(piece)
+                    result = AnswerOut.of(piece)
         except AssistantError as exc:
             yield ServerSentEvent(event="error", data={"detail": str(exc)})
             return
@@ -356,15 +203,15 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
         if not streamed:
             # The extractive answer arrives whole; it is sent in pieces so the widget shows text
             # as early as a generating answerer does, with the same protocol.
-            for piece in pieces(result["answer"]):
+            for piece in pieces(result.answer):
                 yield ServerSentEvent(event="delta", data={"text": piece})
-        yield ServerSentEvent(event="answer", data=result)
+        yield ServerSentEvent(event="answer", data=result.model_dump(mode="json"))
 
     @app.post(f"{API}/search", response_model=list[PassageOut], dependencies=limited, responses=errors,
               summary="Ranked passages, without an answer")
-    def search(body: Annotated[SearchIn, Depends(checked_search)]) -> list[dict]:
+    def search(body: Annotated[SearchIn, Depends(checked_search)]) -> list[PassageOut]:
         try:
-            return [hit_to_dict(h) for h in assistant.search(body.question, body.history, filters(body), k=body.k or None)]
+            return [PassageOut.of(h) for h in assistant.search(body.question, body.history, filters(body), k=body.k or None)]
         except AssistantError as exc:
             raise HTTPException(503, detail=str(exc)) from None
 
@@ -381,8 +228,7 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
             return JSONResponse({"detail": "The index does not answer."}, status_code=503)
         # A loop over every chunk, once per index, on the health check's own thread.
         scope = await asyncio.wrap_future(health_thread.submit(desk_scope, assistant))
-        return {"status": "ok", "articles": scope.articles, "chunks": chunks, **scope.to_dict(),
-                "summary": scope.describe()}
+        return Health.of(scope, chunks)
 
     feedback = feedback or FeedbackStore(feedback_path(settings))
 
@@ -399,13 +245,12 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
               summary="A reader's 👍/👎 on an answer, with an optional comment",
               description="Stored with the time, the citations and the settings that produced the answer "
                           "(`python -m assistant feedback` lists it); nothing about the reader is stored.")
-    def give_feedback(body: FeedbackIn) -> dict:
-        f = body.filters
-        produced = answer_settings(settings, Filters(tuple(f.sources), f.since, f.until), body.history)
+    def give_feedback(body: FeedbackIn) -> FeedbackOut:
+        produced = answer_settings(settings, body.filters.filters(), body.history)
         entry_id, token = stored(lambda: feedback.add(
             body.question, body.answer, body.rating, body.comment,
             [c.model_dump(exclude_none=True) for c in body.citations], produced, via="api"))
-        return {"id": entry_id, "token": token}
+        return FeedbackOut(id=entry_id, token=token)
 
     @app.patch(f"{API}/feedback/{{entry_id}}", status_code=204, dependencies=[Depends(feedback_limited)],
                responses={**errors, 404: {"model": Problem}}, summary="Change a rating, or add its comment")

@@ -20,7 +20,7 @@ from ..feedback import MAX_COMMENT, FeedbackStore, answer_settings, feedback_pat
 from ..retrieval.hybrid import Filters
 from ..schema import Answer, ArticleRef, Citation
 from .scope import Scope, desk_scope
-from .schemas import answer_to_dict
+from .schemas import CitationOut
 from .share import clipboard_markdown, date_label, quote_link, safe_url
 
 log = logging.getLogger(__name__)
@@ -231,9 +231,8 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
 
 def feedback_record(question: str, answer: Answer, settings: dict) -> dict:
     """What the chat keeps of a shown answer, for feedback on it and for "Copy answer"."""
-    shown = answer_to_dict(answer)
-    return {"question": question, "answer": answer.text, "lead": answer.lead, "citations": shown["citations"],
-            "settings": settings}
+    return {"question": question, "answer": answer.text, "lead": answer.lead,
+            "citations": [CitationOut.of(c).model_dump(mode="json") for c in answer.citations], "settings": settings}
 
 
 def rating_of(liked) -> str | None:

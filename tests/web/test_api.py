@@ -23,7 +23,7 @@ from assistant.web.api import build_api, build_server, embed_page, pieces
 from assistant.capacity import Capacity
 from assistant.config import Settings
 from assistant.feedback import FeedbackStore
-from assistant.web.schemas import answer_to_dict, hit_to_dict
+from assistant.web.schemas import AnswerOut, PassageOut
 from assistant.web.share import clipboard_markdown, quote_link
 from conftest import ROOT, TRADE_QUESTION, axe_violations, free_port, write_article
 from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
@@ -60,7 +60,7 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
 
     assert r.status_code == 200
     body = r.json()
-    assert body == answer_to_dict(seed_assistant.ask(TRADE_QUESTION))  # same object as `ask --json`
+    assert body == AnswerOut.of(seed_assistant.ask(TRADE_QUESTION)).model_dump(mode="json")  # as `ask --json`
     assert set(body) == {"answer", "lead", "refused", "closest", "notice", "citations", "passages"}
     assert body["lead"] == "40.7 per cent" and body["closest"] == []
     assert "40.7 per cent" in body["answer"] and "[1]" in body["answer"] and not body["refused"]
@@ -73,7 +73,8 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
 def test_search_returns_the_cli_ranked_passages(client, seed_assistant):
     r = client.post("/api/search", json={"question": TRADE_QUESTION})
     assert r.status_code == 200
-    assert r.json() == [hit_to_dict(h) for h in seed_assistant.search(TRADE_QUESTION)]  # as `search --json`
+    assert r.json() == [PassageOut.of(h).model_dump(mode="json")  # as `search --json`
+                        for h in seed_assistant.search(TRADE_QUESTION)]
     assert "40.7 per cent" in r.json()[0]["text"] and len(r.json()) == seed_assistant.settings.answers.top_k
     two = client.post("/api/search", json={"question": "wheat harvest", "k": 2,
                                            "filters": {"sources": ["Plains Daily"]}}).json()
