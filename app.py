@@ -12,7 +12,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import uvicorn  # noqa: E402
 
-from assistant.web.api import build_server  # noqa: E402
+from assistant.web.server import build_server  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 

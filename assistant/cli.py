@@ -238,11 +238,12 @@ def _questions(args):
 
 def _search(args, settings: Settings) -> int:
     from .service import build_assistant
-    from .web.schemas import hit_to_dict
+    from .web.schemas import PassageOut
 
     assistant = build_assistant(settings)
     for qid, question, history, filters in _questions(args):
-        hits = [hit_to_dict(h) for h in assistant.search(question, history, filters, k=args.k)]
+        hits = [PassageOut.of(h).model_dump(mode="json")
+                for h in assistant.search(question, history, filters, k=args.k)]
         if args.questions:
             print(json.dumps({"id": qid, "question": question, "passages": hits}, ensure_ascii=False))
         elif args.json:
@@ -256,11 +257,11 @@ def _search(args, settings: Settings) -> int:
 
 def _ask(args, settings: Settings) -> int:
     from .service import build_assistant
-    from .web.schemas import answer_to_dict
+    from .web.schemas import AnswerOut
 
     assistant = build_assistant(settings)
     for qid, question, history, filters in _questions(args):
-        result = answer_to_dict(assistant.ask(question, history, filters))
+        result = AnswerOut.of(assistant.ask(question, history, filters)).model_dump(mode="json")
         if args.questions:
             print(json.dumps({"id": qid, "question": question, **result}, ensure_ascii=False))
         elif args.json:

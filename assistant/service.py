@@ -6,12 +6,10 @@ tests all talk to this one object.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from .answering.extractive import Answerer, ExtractiveAnswerer, check_citations, closest_articles, refusal
-from .capacity import Capacity
 from .config import Settings
 from .indexing.embeddings import MiniLM
 from .errors import BadQuestion, IngestRunning
@@ -32,8 +30,6 @@ class Assistant:
     # With a language model: rewrites a follow-up into a standalone question before retrieval
     # (`ChatAnswerer.rewrite`); None: the rule-based `contextualize`.
     rewrite: Callable[[str, list[str]], str] | None = None
-    # The answer slots the API and the chat share (`capacity.Capacity`); the edges hold one per answer.
-    capacity: Capacity = field(default_factory=lambda: Capacity(os.cpu_count() or 1, 10.0))
 
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())  # folds newlines and tabs
@@ -151,12 +147,10 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
     retriever = Retriever(store, embedder)
     answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
                                   sentence_vectors=store.sentence_vectors)
-    capacity = Capacity(settings.answers.max_answers or os.cpu_count() or 1, settings.answers.answer_wait)
     if settings.llm.backend == "extractive":
-        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer, capacity=capacity)
+        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
     from .answering.chat import build_chat_answerer
 
     chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
                                weight=lambda term: retriever.lexical.idf(term))
-    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite,
-                     capacity=capacity)
+    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite)

@@ -1,5 +1,5 @@
 """The one place gradio is imported: pure renderers, `build_app(assistant)`, and
-`mount_chat`, which puts the chat page on the server's FastAPI app (`api.build_server`).
+`mount_chat`, which puts the chat page on the server's FastAPI app (`server.build_server`).
 
 Article text is untrusted: every title, quote and URL goes through `md_escape`,
 `html.escape` or `share.safe_url` before it reaches the page. What a client sends is untrusted
@@ -15,12 +15,14 @@ import re
 from contextlib import nullcontext
 from typing import Callable, Iterator, Sequence
 
+from ..config import WebSettings
 from ..errors import AssistantError
 from ..feedback import MAX_COMMENT, FeedbackStore, answer_settings, feedback_path, over_limit
 from ..retrieval.hybrid import Filters
 from ..schema import Answer, ArticleRef, Citation
+from .capacity import Capacity
 from .scope import Scope, desk_scope
-from .schemas import answer_to_dict
+from .schemas import CitationOut
 from .share import clipboard_markdown, date_label, quote_link, safe_url
 
 log = logging.getLogger(__name__)
@@ -188,16 +190,17 @@ def text_history(history: Sequence[dict]) -> list[dict]:
 
 
 def respond(assistant, question: str, history: list[dict], filters: Filters = Filters(),
-            on_answer: Callable[[Answer], None] | None = None) -> Iterator[tuple[list, str]]:
+            on_answer: Callable[[Answer], None] | None = None,
+            capacity: Capacity | None = None) -> Iterator[tuple[list, str]]:
     """The chat handler: yields (chat history, sources html) as the answer streams in;
-    `on_answer` gets the final `Answer` before the last update."""
+    `on_answer` gets the final `Answer` before the last update. `capacity`: the answer slots
+    shared with the API; the answer holds one while it is computed."""
     history = text_history(history)
     earlier = user_questions(history)
     history = history + [{"role": "user", "content": question},
                          {"role": "assistant", "content": "*Searching the articles…*"}]
     yield list(history), ""
     answer, draft = None, ""
-    capacity = getattr(assistant, "capacity", None)  # the answer slots shared with the API
     try:
         with capacity.slot() if capacity else nullcontext():
             stream = getattr(assistant, "ask_stream", None)
@@ -231,9 +234,8 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
 
 def feedback_record(question: str, answer: Answer, settings: dict) -> dict:
     """What the chat keeps of a shown answer, for feedback on it and for "Copy answer"."""
-    shown = answer_to_dict(answer)
-    return {"question": question, "answer": answer.text, "lead": answer.lead, "citations": shown["citations"],
-            "settings": settings}
+    return {"question": question, "answer": answer.text, "lead": answer.lead,
+            "citations": [CitationOut.of(c).model_dump(mode="json") for c in answer.citations], "settings": settings}
 
 
 def rating_of(liked) -> str | None:
@@ -242,11 +244,11 @@ def rating_of(liked) -> str | None:
 
 
 def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size: int = QUEUE_SIZE,
-              feedback: FeedbackStore | None = None, feedback_limiter=None):
+              feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None):
     """The chat page as gradio Blocks; the caller launches it. `limiter`: the server's
     `security.RateLimiter`, which each question counts against; `feedback`: where 👍/👎 go
     (default: `feedback.feedback_path(assistant.settings)`), each counting against `feedback_limiter`
-    (the API's for `/api/feedback`)."""
+    (the API's for `/api/feedback`); `capacity`: the answer slots (the API's too)."""
     import gradio as gr
 
     feedback = feedback or FeedbackStore(feedback_path(assistant.settings))
@@ -308,7 +310,8 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
                 return
             got: list[Answer] = []
             settings = answer_settings(assistant.settings, filters, user_questions(history or []))
-            for messages, cards in respond(assistant, q, history or [], filters, on_answer=got.append):
+            for messages, cards in respond(assistant, q, history or [], filters, on_answer=got.append,
+                                           capacity=capacity):
                 if got:
                     answers[len(messages) - 1] = feedback_record(q, got[0], settings)
                 yield messages, cards, answers
@@ -398,16 +401,16 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
     return app.queue(default_concurrency_limit=2, max_size=queue_size, api_open=False)
 
 
-def mount_chat(server, assistant, examples: Sequence[str] = (), root_path: str = "", *,
-               limiter=None, queue_size: int = QUEUE_SIZE, feedback: FeedbackStore | None = None,
-               feedback_limiter=None):
-    """Serve the chat page at `/` of the FastAPI app `server`; returns `server`."""
+def mount_chat(server, assistant, web: WebSettings = WebSettings(), *, limiter=None,
+               feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None):
+    """Serve the chat page at `/` of the FastAPI app `server` (its examples, queue and path
+    prefix from `web`), with the objects the server shares with the API; returns `server`."""
     import gradio as gr
 
-    blocks = build_app(assistant, examples, limiter=limiter, queue_size=queue_size, feedback=feedback,
-                       feedback_limiter=feedback_limiter)
-    server = gr.mount_gradio_app(server, blocks, path="/", css=CSS, footer_links=["api"], root_path=root_path or None,
-                                 max_file_size=0, enable_monitoring=False)
+    blocks = build_app(assistant, web.examples, limiter=limiter, queue_size=web.queue_size, feedback=feedback,
+                       feedback_limiter=feedback_limiter, capacity=capacity)
+    server = gr.mount_gradio_app(server, blocks, path="/", css=CSS, footer_links=["api"],
+                                 root_path=web.root_path or None, max_file_size=0, enable_monitoring=False)
     # Gradio checks where a file named in a request may come from only once the app "has launched"
     # (`processing_utils._check_allowed`), which `launch()` marks and `mount_gradio_app` does not:
     # unmarked, a chat turn naming /etc/passwd had it copied into the cache and served, and

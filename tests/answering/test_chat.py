@@ -263,7 +263,7 @@ def test_smollm2_refusal_is_shown_as_a_refusal(smol_assistant):
 def test_smollm2_follow_up_and_api_stream(smol_assistant):
     from fastapi.testclient import TestClient
 
-    from assistant.web.api import build_api
+    from assistant.web.server import build_api
 
     query = smol_assistant.query("Where does he work?", ["Who is Liu Weidong?"])
     assert query and "work" in query.lower()  # the model's rewrite, or the rule when it strays

@@ -19,11 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
-from assistant.web.api import build_api, build_server, embed_page, pieces
-from assistant.capacity import Capacity
 from assistant.config import Settings
 from assistant.feedback import FeedbackStore
-from assistant.web.schemas import answer_to_dict, hit_to_dict
+from assistant.web.capacity import Capacity
+from assistant.web.routes.ask import pieces
+from assistant.web.routes.embed import embed_page
+from assistant.web.schemas import AnswerOut, PassageOut
+from assistant.web.server import build_api, build_server
 from assistant.web.share import clipboard_markdown, quote_link
 from conftest import ROOT, TRADE_QUESTION, axe_violations, free_port, write_article
 from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
@@ -60,7 +62,7 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
 
     assert r.status_code == 200
     body = r.json()
-    assert body == answer_to_dict(seed_assistant.ask(TRADE_QUESTION))  # same object as `ask --json`
+    assert body == AnswerOut.of(seed_assistant.ask(TRADE_QUESTION)).model_dump(mode="json")  # as `ask --json`
     assert set(body) == {"answer", "lead", "refused", "closest", "notice", "citations", "passages"}
     assert body["lead"] == "40.7 per cent" and body["closest"] == []
     assert "40.7 per cent" in body["answer"] and "[1]" in body["answer"] and not body["refused"]
@@ -73,7 +75,8 @@ def test_ask_returns_the_cli_object(client, seed_assistant):
 def test_search_returns_the_cli_ranked_passages(client, seed_assistant):
     r = client.post("/api/search", json={"question": TRADE_QUESTION})
     assert r.status_code == 200
-    assert r.json() == [hit_to_dict(h) for h in seed_assistant.search(TRADE_QUESTION)]  # as `search --json`
+    assert r.json() == [PassageOut.of(h).model_dump(mode="json")  # as `search --json`
+                        for h in seed_assistant.search(TRADE_QUESTION)]
     assert "40.7 per cent" in r.json()[0]["text"] and len(r.json()) == seed_assistant.settings.answers.top_k
     two = client.post("/api/search", json={"question": "wheat harvest", "k": 2,
                                            "filters": {"sources": ["Plains Daily"]}}).json()
@@ -231,7 +234,7 @@ def test_frame_ancestors_when_origins_are_set(server_client):
 
 
 def test_without_origins_any_site_may_frame_the_embed_only_and_startup_says_so(seed_assistant, settings, caplog):
-    with caplog.at_level(logging.WARNING, logger="assistant.web.api"):
+    with caplog.at_level(logging.WARNING, logger="assistant.web.server"):
         app = build_server(seed_assistant, settings.with_(embed_allowed_origins=()))
     assert "EMBED_ALLOWED_ORIGINS is not set: any site may frame /embed" in caplog.text
     with TestClient(app) as c:
@@ -556,11 +559,9 @@ def test_hostile_article_runs_nothing_in_the_chat_page(site, browser):
 
 
 def test_every_slot_taken_answers_503_with_retry_after_and_health_still_answers(seed_assistant, settings):
-    from dataclasses import replace
-
-    busy = replace(seed_assistant, capacity=Capacity(1, wait=0.2))
-    with TestClient(build_api(busy, settings)) as c:
-        with busy.capacity.slot():  # another answer holds the only slot
+    capacity = Capacity(1, wait=0.2)
+    with TestClient(build_api(seed_assistant, settings, capacity=capacity)) as c:
+        with capacity.slot():  # another answer holds the only slot
             for path in ("/api/ask", "/api/ask/stream", "/api/search"):
                 r = c.post(path, json={"question": TRADE_QUESTION})
                 assert r.status_code == 503 and r.headers["Retry-After"] == "1"
@@ -570,16 +571,14 @@ def test_every_slot_taken_answers_503_with_retry_after_and_health_still_answers(
         assert c.post("/api/ask", json={"question": TRADE_QUESTION}).status_code == 200  # given back
         with c.stream("POST", "/api/ask/stream", json={"question": TRADE_QUESTION}) as r:
             assert r.status_code == 200 and sse_events(r.read().decode())[-1][0] == "answer"
-        with busy.capacity.slot():  # the stream gave its slot back when it ended
+        with capacity.slot():  # the stream gave its slot back when it ended
             pass
 
 
 @pytest.mark.slow
 def test_health_answers_at_once_and_waiting_requests_starve_no_answer(seed_assistant, settings):
-    from dataclasses import replace
-
-    busy = replace(seed_assistant, capacity=Capacity(1, wait=60))
-    server = Uvicorn(build_api(busy, settings))
+    capacity = Capacity(1, wait=60)
+    server = Uvicorn(build_api(seed_assistant, settings, capacity=capacity))
     try:
         codes: list[int] = []
 
@@ -588,7 +587,7 @@ def test_health_answers_at_once_and_waiting_requests_starve_no_answer(seed_assis
                 codes.append(http.post(server.url + "/api/ask", json={"question": TRADE_QUESTION}).status_code)
 
         askers = [threading.Thread(target=ask) for _ in range(60)]  # more than the 40 worker threads
-        with busy.capacity.slot():
+        with capacity.slot():
             for t in askers:
                 t.start()
             time.sleep(1.5)
@@ -605,14 +604,12 @@ def test_health_answers_at_once_and_waiting_requests_starve_no_answer(seed_assis
 
 @pytest.mark.slow
 def test_embed_shows_the_busy_message(seed_assistant, settings, browser):
-    from dataclasses import replace
-
-    busy = replace(seed_assistant, capacity=Capacity(1, wait=0.2))
-    server = Uvicorn(build_api(busy, settings))
+    capacity = Capacity(1, wait=0.2)
+    server = Uvicorn(build_api(seed_assistant, settings, capacity=capacity))
     try:
         w = Watched(browser, viewport=(400, 600))
         w.page.goto(server.url + "/embed")
-        with busy.capacity.slot():
+        with capacity.slot():
             answer = embed_ask(w.page, TRADE_QUESTION)
             expect(answer.locator(".pd-error")).to_contain_text("every answer slot is taken. Please try again in 1 s.")
         assert "40.7" in embed_ask(w.page, TRADE_QUESTION).inner_text()

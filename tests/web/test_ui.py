@@ -134,15 +134,14 @@ def test_the_chat_takes_and_echoes_text_only():
 
 
 def test_respond_says_when_every_answer_slot_is_taken(seed_assistant):
-    from dataclasses import replace
+    from assistant.web.capacity import Capacity
 
-    from assistant.capacity import Capacity
-
-    busy = replace(seed_assistant, capacity=Capacity(1, wait=0.1))
-    with busy.capacity.slot():  # another answer holds the only slot
-        history, sources = list(respond(busy, "How much did trade between China and Russia grow?", []))[-1]
+    capacity = Capacity(1, wait=0.1)
+    question = "How much did trade between China and Russia grow?"
+    with capacity.slot():  # another answer holds the only slot
+        history, sources = list(respond(seed_assistant, question, [], capacity=capacity))[-1]
     assert "every answer slot is taken. Please try again in 1 s." in history[-1]["content"] and sources == ""
-    history, _ = list(respond(busy, "How much did trade between China and Russia grow?", []))[-1]
+    history, _ = list(respond(seed_assistant, question, [], capacity=capacity))[-1]
     assert "40.7 per cent" in history[-1]["content"]  # the slot was given back
 
 

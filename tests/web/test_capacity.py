@@ -1,9 +1,11 @@
+import os
 import threading
 import time
 
 import pytest
 
-from assistant.capacity import Capacity
+from assistant.config import AnswerSettings
+from assistant.web.capacity import Capacity
 from assistant.errors import Busy
 
 
@@ -40,3 +42,9 @@ def test_a_waiting_request_gets_the_slot_that_comes_free():
 
 def test_at_least_one_slot():
     assert Capacity(0, wait=-1).slots == 1
+
+
+def test_built_from_the_answer_settings():
+    capacity = Capacity.of(AnswerSettings(max_answers=3, answer_wait=2.5))
+    assert (capacity.slots, capacity.wait) == (3, 2.5)
+    assert Capacity.of(AnswerSettings(max_answers=0)).slots == (os.cpu_count() or 1)  # 0: one per core

@@ -1,0 +1,100 @@
+"""What the API's routes depend on: the objects the server shares between the API and the chat
+(`Shared`, which `server.api_app` sets on `app.state`), and the FastAPI dependencies that count a
+request against a rate limit, hold an answer slot and check a question."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, AsyncIterator, Callable
+
+from fastapi import Depends, HTTPException, Request
+
+from ..config import Settings
+from ..errors import BadQuestion
+from ..feedback import FeedbackStore, over_limit
+from ..schema import Filters
+from ..service import Assistant
+from .capacity import Capacity
+from .schemas import AskIn, Problem, SearchIn
+from .security import RateLimiter
+
+
+@dataclass(frozen=True)
+class Shared:
+    """One of each object the API and the chat share, made once per server (`server.build_shared`)."""
+
+    assistant: Assistant
+    settings: Settings
+    limiter: RateLimiter  # questions, from the API and the chat together
+    feedback_limiter: RateLimiter  # feedback, counted apart from questions
+    feedback: FeedbackStore  # readers' ratings, from the API and the chat
+    capacity: Capacity  # the answer slots
+
+
+async def shared(request: Request) -> Shared:
+    # async: a plain def would take a worker thread, which /api/health must never wait for.
+    return request.app.state.shared
+
+
+Web = Annotated[Shared, Depends(shared)]
+
+
+def _limit(wait: int, refusal: Callable[[int], str]) -> None:
+    """429 with `Retry-After` when the request is over its limit."""
+    if wait:
+        raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=refusal(wait))
+
+
+def rate_limited(request: Request, web: Web) -> None:
+    _limit(web.limiter.wait(request), web.limiter.refusal)
+
+
+def feedback_limited(request: Request, web: Web) -> None:
+    _limit(web.feedback_limiter.wait(request), over_limit)
+
+
+async def answer_slot(web: Web) -> AsyncIterator[None]:
+    """Hold one of the answer slots the API shares with the chat until the response is sent
+    (a stream included); none free within ASSISTANT_ANSWER_WAIT: 503 with `Retry-After`."""
+    capacity = web.capacity
+    if not await capacity.acquire_async():
+        busy = capacity.busy()
+        raise HTTPException(503, detail=str(busy), headers={"Retry-After": str(busy.retry_after)})
+    try:
+        yield
+    finally:
+        capacity.release()
+
+
+# The slot is taken only by requests within the limit.
+ANSWERING = [Depends(rate_limited), Depends(answer_slot)]
+
+PROBLEMS = {422: {"model": Problem, "description": "empty or over-long question or history item, "
+                                                  "impossible date, or a malformed request"},
+            429: {"model": Problem, "description": "over the rate limit; see `Retry-After`"},
+            503: {"model": Problem, "description": "every answer slot stayed taken (see `Retry-After`), "
+                                                   "or the index does not answer"}}
+
+
+def _checked(body: AskIn, assistant: Assistant) -> None:
+    f = body.filters
+    try:
+        assistant.check_question(body.question)
+        assistant.earlier_questions(body.history, strict=True)
+        Filters.parse(f.sources, f.since, f.until)  # real dates, as the chat checks them
+    except BadQuestion as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+
+
+def checked_ask(body: AskIn, web: Web) -> AskIn:
+    _checked(body, web.assistant)
+    return body
+
+
+def checked_search(body: SearchIn, web: Web) -> SearchIn:
+    _checked(body, web.assistant)
+    return body
+
+
+Ask = Annotated[AskIn, Depends(checked_ask)]
+Search = Annotated[SearchIn, Depends(checked_search)]

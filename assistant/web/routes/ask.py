@@ -1,0 +1,63 @@
+"""`POST /api/ask` and `POST /api/ask/stream`: a cited answer, whole or as Server-Sent Events."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Iterator
+
+from fastapi import APIRouter, HTTPException
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from ...errors import AssistantError
+from ..deps import ANSWERING, PROBLEMS, Ask, Web
+from ..schemas import AnswerOut
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+@router.post("/ask", response_model=AnswerOut, dependencies=ANSWERING, responses=PROBLEMS,
+             summary="A cited answer")  # no `verification` without a model; a `link` may be null
+def ask(body: Ask, web: Web) -> AnswerOut:
+    try:
+        return AnswerOut.of(web.assistant.ask(body.question, body.history, body.filters.filters()))
+    except AssistantError as exc:  # e.g. the index is not there
+        raise HTTPException(503, detail=str(exc)) from None
+
+
+@router.post("/ask/stream", response_class=EventSourceResponse, dependencies=ANSWERING, responses=PROBLEMS,
+             summary="A cited answer as Server-Sent Events",
+             description="Events: `delta` `{\"text\"}` pieces of the answer text, in order; then `answer` with "
+                         "the same object as `/api/ask`; or `error` `{\"detail\"}`. With a language model the "
+                         "deltas are its draft as it is generated; `answer` holds the verified text, which "
+                         "replaces the draft.")
+def ask_stream(body: Ask, web: Web) -> Iterator[ServerSentEvent]:
+    streamed = False
+    try:
+        for piece in web.assistant.ask_stream(body.question, body.history, body.filters.filters()):
+            if isinstance(piece, str):
+                streamed = True
+                yield ServerSentEvent(event="delta", data={"text": piece})
+            else:
+                result = AnswerOut.of(piece)
+    except AssistantError as exc:
+        yield ServerSentEvent(event="error", data={"detail": str(exc)})
+        return
+    except Exception:
+        log.exception("answering %r failed", body.question[:200])
+        yield ServerSentEvent(event="error", data={"detail": "Something went wrong on our side. Please try again."})
+        return
+    if not streamed:
+        # The extractive answer arrives whole; it is sent in pieces so the widget shows text
+        # as early as a generating answerer does, with the same protocol.
+        for piece in pieces(result.answer):
+            yield ServerSentEvent(event="delta", data={"text": piece})
+    yield ServerSentEvent(event="answer", data=result.model_dump(mode="json"))
+
+
+def pieces(text: str, words: int = 6) -> list[str]:
+    """`text` in runs of a few words; joined, they give `text` back exactly."""
+    tokens = re.findall(r"\s*\S+", text) or [text]
+    return ["".join(tokens[i:i + words]) for i in range(0, len(tokens), words)]
