@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .chunking import chunk_article, embedding_text, make_splitter
 from ..sources.corpus import corpus_files, iter_corpus
 from ..config import IndexingSettings, Settings
-from .embeddings import MiniLM
+from .embeddings import Embedder
 from ..errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .store import Store, open_index
 from ..schema import Article, Chunk
@@ -64,7 +64,7 @@ def shown(name: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(name))
 
 
-def ingest(settings: Settings, embedder: MiniLM, progress: bool = True) -> SyncReport:
+def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> SyncReport:
     """Make the index the settings name match the corpus folder, holding the ingest lock.
 
     Raises:
@@ -109,7 +109,7 @@ def ingest_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True,
+def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = True,
          group_size: int = EMBED_GROUP) -> SyncReport:
     """Make the index match `corpus_dir`. A file that cannot be read, or that fails in any
     other way, is reported by name and its previously indexed version (if any) is kept; the
@@ -184,7 +184,7 @@ def group_texts(group: list[tuple[Article, list[Chunk]]]) -> tuple[list[str], li
     return texts, spans
 
 
-def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]]) -> int:
+def _embed_and_write(store: Store, embedder: Embedder, group: list[tuple[Article, list[Chunk]]]) -> int:
     """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
     returns the number of chunks."""
     texts, spans = group_texts(group)
@@ -199,7 +199,7 @@ def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, 
     return n_chunks
 
 
-def _encode(embedder: MiniLM, texts: list[str], step: int = 128) -> np.ndarray:
+def _encode(embedder: Embedder, texts: list[str], step: int = 128) -> np.ndarray:
     """Encode in length order, `step` texts at a time: batches of similar length pad
     little, as one big call would."""
     order = np.argsort([len(t) for t in texts], kind="stable")
