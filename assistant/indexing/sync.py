@@ -4,7 +4,7 @@ content hash, changed ones replaced, removed ones deleted.
 One ingest at a time: `ingest` holds an exclusive `flock` on a lock file for the
 whole run. The kernel drops the lock when the process ends, however it ends, so a
 killed ingest never leaves a stale lock, and the next run finishes its work (see
-index.py on how a half-written article is detected).
+store.py on how a half-written article is detected).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = Tr
     report.orphans_pruned = store.prune_orphans(seen)
     if report.changed:
         store.refresh_snapshot()
-        store.mark_changed()  # running apps rebuild their lexical index (retrieve.Retriever.watch)
+        store.mark_changed()  # running apps rebuild their lexical index (hybrid.Retriever.watch)
     return report
 
 
