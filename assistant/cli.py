@@ -391,7 +391,7 @@ def _generative(args, settings: Settings, assistant):
 
     chat = build_chat_answerer(settings.with_(backend=args.llm), fallback=assistant.answerer,
                                encode=assistant.retriever.embedder.encode,
-                               weight=lambda term: assistant.retriever.lexical.idf(term))
+                               weight=assistant.retriever.idf)
     return copy(assistant, answerer=chat)
 
 

@@ -15,7 +15,8 @@ from .indexing.embeddings import MiniLM
 from .errors import BadQuestion, IngestRunning
 from .indexing.store import Store, open_index
 from .indexing.sync import ingest_lock, lock_path, sync
-from .retrieval.hybrid import Retriever, contextualize
+from .retrieval.followup import contextualize
+from .retrieval.hybrid import Retriever
 from .schema import Answer, Filters, Hit
 
 HISTORY_KEPT = 3  # earlier questions a follow-up may lean on (the rule uses 1, a model's rewrite 3)
@@ -118,17 +119,16 @@ class Assistant:
         and the best share of the question's (IDF-weighted) terms that one passage holds."""
         if not hits:
             return 0.0, 0.0
-        lexical = self.retriever.lexical
         return (max(h.similarity for h in hits),
-                max(lexical.coverage(question, f"{h.chunk.title}\n{h.chunk.text}") for h in hits))
+                max(self.retriever.coverage(question, f"{h.chunk.title}\n{h.chunk.text}") for h in hits))
 
     @property
     def sources(self) -> list[str]:
-        return self.retriever.lexical.sources
+        return self.retriever.sources
 
     @property
     def article_count(self) -> int:
-        return self.retriever.lexical.article_count
+        return self.retriever.article_count
 
 
 def build_assistant(settings: Settings, embedder: MiniLM | None = None,
@@ -145,12 +145,12 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
         except IngestRunning as exc:  # it fills the index; the app picks it up when it ends (Retriever.watch)
             print(f"not ingesting at start-up: {exc}", flush=True)
     retriever = Retriever(store, embedder)
-    answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
+    answerer = ExtractiveAnswerer(embedder, idf=retriever.idf,
                                   sentence_vectors=store.sentence_vectors)
     if settings.llm.backend == "extractive":
         return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
     from .answering.chat import build_chat_answerer
 
     chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
-                               weight=lambda term: retriever.lexical.idf(term))
+                               weight=retriever.idf)
     return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite)

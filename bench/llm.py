@@ -97,7 +97,7 @@ KINDS = ("words", "embedding", "both")
 
 def scorers(assistant) -> dict[str, Support]:
     encode = assistant.retriever.embedder.encode
-    weight = assistant.retriever.lexical.idf
+    weight = assistant.retriever.idf
     return {"words": Support(None, weight), "embedding": _EmbeddingOnly(encode), "both": Support(encode, weight)}
 
 
@@ -242,7 +242,7 @@ def context(args) -> None:
     for name, q, assistant, query, hits in _pooled(args):
         if not q.answerable or not q.evidence:
             continue
-        score = relevance(assistant.retriever.embedder.encode, assistant.retriever.lexical.idf,
+        score = relevance(assistant.retriever.embedder.encode, assistant.retriever.idf,
                           stored=assistant.store.sentence_vectors)
         for b in budgets:
             shown = excerpts(query, hits, b, score)

@@ -221,7 +221,7 @@ def serve_probe(index: Path, queries: int) -> dict:
         search_ms.append(timed(lambda: assistant.search(q))[0] * 1000)
         ask_ms.append(timed(lambda: assistant.ask(q))[0] * 1000)  # reads the stored sentence vectors
     all_chunks_s, chunks = timed(assistant.store.all_chunks)
-    from assistant.retrieval.hybrid import Lexical
+    from assistant.retrieval.lexical import Lexical
     bm25_s, _ = timed(lambda: Lexical(chunks))
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     return {"chunks": len(chunks), "import_s": round(imported - started, 2), "build_assistant_s": round(built - imported, 2),

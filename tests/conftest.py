@@ -54,6 +54,24 @@ def write_article(folder: Path, name: str, title: str, body: str, source: str = 
     return path
 
 
+def make_article(text="Ports reopened on Monday. Ships queued for days.", hash_="1" * 64, article_id="a.md"):
+    """A small cleaned article, as the corpus reader makes them."""
+    from assistant.schema import Article
+
+    return Article(article_id, text, title="Ports", source="Wire", date="2022-06-12",
+                   url="https://example.org/p", content_hash=hash_)
+
+
+def store_article(store, embedder, article):
+    """Chunk, embed and write `article` (without sentence vectors); returns its chunks."""
+    from assistant.indexing.chunking import chunk_article, make_splitter
+
+    chunks = chunk_article(article, make_splitter(embedder.count_tokens))
+    store.write_article(article, chunks, embedder.encode([c.text for c in chunks]),
+                        embedder.encode([article.title])[0])
+    return chunks
+
+
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, embedder) -> Path:
     """An index of the sample article plus two articles of our own, built once (read-only use)."""
@@ -318,3 +336,34 @@ def article_page(title: str, paragraphs: list[str], *, outlet: str = "Harbour Ti
 <li><a href="/a2">Council approves new cycle lanes</a></li></ul></aside></main>
 <footer><p>© 2024 {outlet}. All rights reserved.</p><a href="/privacy">Privacy</a> <a href="/terms">Terms</a>
 <a href="/contact">Contact us</a></footer></body></html>"""
+
+
+def pdf_bytes(pages: list[str], title: str = "") -> bytes:
+    """A minimal valid PDF with one Helvetica text line per page (empty string: no text)."""
+    n_pages = len(pages)
+    font = 3 + 2 * n_pages
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n_pages))
+        + b"] /Count %d >>" % n_pages,
+    ]
+    for i, text in enumerate(pages):
+        content = b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text.encode("latin-1") if text else b""
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (font, 4 + 2 * i)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    objects.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
+
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, len(objects), xref)
+    return bytes(out)

@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 from .extractive import Answerer, closest_articles, refusal
 from .backends import chat_model
 from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts, relevance
-from ..retrieval.hybrid import contextualize
+from ..retrieval.followup import contextualize
 from ..schema import Answer, Hit, Verification
 from ..text import content_words
 from .verify import Support, assemble, sentences, verify

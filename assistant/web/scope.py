@@ -1,13 +1,11 @@
 """What the desk knows: how many articles, from which outlets, covering which dates.
 
 Shown in the chat's header, `/embed`'s empty state and `/api/health`. Computed from the
-retriever's in-memory chunks, once per BM25 rebuild (`Retriever.refresh` makes a new
-`Lexical`, which is the cache key).
+retriever's in-memory chunks, once per BM25 rebuild (`Retriever.summary`).
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -72,14 +70,7 @@ def scope_of(chunks: Iterable[Chunk]) -> Scope:
                  undated=len(articles) - len(dates))
 
 
-_scopes: "weakref.WeakKeyDictionary[object, Scope]" = weakref.WeakKeyDictionary()
-
-
 def desk_scope(assistant) -> Scope:
     """The assistant's scope, computed once per BM25 index (a loop over every chunk: call it off
     the event loop)."""
-    lexical = assistant.retriever.lexical
-    scope = _scopes.get(lexical)
-    if scope is None:
-        scope = _scopes[lexical] = scope_of(lexical.chunks)
-    return scope
+    return assistant.retriever.summary(scope_of)

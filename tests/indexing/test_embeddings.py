@@ -1,7 +1,7 @@
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from assistant.indexing.embeddings import MiniLM
+from assistant.indexing.embeddings import Embedder, MiniLM
 
 
 def test_packaged_model_gives_normalised_vectors(embedder):
@@ -17,8 +17,8 @@ def test_meaning_is_closer_than_topic_noise(embedder):
     assert q @ near > q @ far + 0.2
 
 
-def test_is_a_langchain_embeddings(embedder):
-    assert isinstance(embedder, Embeddings)
+def test_is_an_embedder_and_a_langchain_embeddings(embedder):
+    assert isinstance(embedder, Embedder) and isinstance(embedder, Embeddings)
     docs = embedder.embed_documents(["a b c", "d e f"])
     assert len(docs) == 2 and len(docs[0]) == 384 and isinstance(docs[0][0], float)
     assert np.allclose(embedder.embed_query("a b c"), docs[0], atol=1e-5)

@@ -9,61 +9,49 @@ import pytest
 from assistant.indexing.chunking import chunk_article, make_splitter
 from assistant.config import Settings
 from assistant.errors import IndexNotReady
-from assistant.indexing.store import date_number, open_index, open_store
+from assistant.indexing.store import open_index, open_store
 from assistant.indexing.sync import ingest, sync
-from assistant.schema import Filters
-from assistant.schema import Article
+from assistant.schema import Filters, date_number
 from assistant.service import build_assistant
 from assistant.text import sentence_spans
 
-from conftest import ROOT, SEED_ID, TRADE_QUESTION, free_port, write_article
+from conftest import ROOT, SEED_ID, TRADE_QUESTION, free_port, make_article, store_article, write_article
+from fakes import FakeEmbedder, MemoryStore
 from test_cli import cli_env, error_line, ok
-
-
-def _article(text="Ports reopened on Monday. Ships queued for days.", hash_="1" * 64, article_id="a.md"):
-    return Article(article_id, text, title="Ports", source="Wire", date="2022-06-12",
-                   url="https://example.org/p", content_hash=hash_)
-
-
-def _write(store, embedder, article):
-    chunks = chunk_article(article, make_splitter(embedder.count_tokens))
-    store.write_article(article, chunks, embedder.encode([c.text for c in chunks]),
-                        embedder.encode([article.title])[0])
-    return chunks
 
 
 def test_write_then_read_back(tmp_path, embedder):
     store = open_store(tmp_path / "index", embedder)
-    chunks = _write(store, embedder, _article())
+    chunks = store_article(store, embedder, make_article())
     stored = store.stored_articles()["a.md"]
     assert (stored.content_hash, stored.chunks, stored.date) == ("1" * 64, len(chunks), "2022-06-12")
-    assert store.article_text("a.md") == _article().text
+    assert store.article_text("a.md") == make_article().text
     assert store.article_text("missing.md") is None
     assert [c.chunk_id for c in store.all_chunks()] == [c.chunk_id for c in chunks]
 
 
 def test_query_returns_cosine_similarity(tmp_path, embedder):
     store = open_store(tmp_path / "index", embedder)
-    _write(store, embedder, _article())
+    store_article(store, embedder, make_article())
     vector = embedder.encode(["Ports reopened on Monday. Ships queued for days."])[0]
     (chunk, similarity), = store.query(vector, 5)
     assert similarity == pytest.approx(1.0, abs=1e-3)  # cosine space: identical text scores 1
-    assert store.query(vector, 5, where={"source": "Other"}) == []
+    assert store.query(vector, 5, Filters(sources=("Other",))) == []
 
 
 def test_rewrite_replaces_stale_chunks(tmp_path, embedder):
     store = open_store(tmp_path / "index", embedder)
-    old = _write(store, embedder, _article())
-    new = _write(store, embedder, _article(text="Ports closed again on Friday.", hash_="2" * 64))
+    old = store_article(store, embedder, make_article())
+    new = store_article(store, embedder, make_article(text="Ports closed again on Friday.", hash_="2" * 64))
     assert {c.chunk_id for c in store.all_chunks()} == {c.chunk_id for c in new}
     assert not {c.chunk_id for c in old} & {c.chunk_id for c in new}
 
 
 def test_prune_orphans_removes_incomplete_and_unknown_articles(tmp_path, embedder):
     store = open_store(tmp_path / "index", embedder)
-    _write(store, embedder, _article())
+    store_article(store, embedder, make_article())
     # Chunks written without their article record: what a killed ingest leaves behind.
-    orphan = _article(article_id="b.md", hash_="3" * 64)
+    orphan = make_article(article_id="b.md", hash_="3" * 64)
     chunks = chunk_article(orphan, make_splitter(embedder.count_tokens))
     store.chunks.upsert(ids=[c.chunk_id for c in chunks], documents=[c.text for c in chunks],
                         metadatas=[{"article_id": "b.md", "start": 0, "end": 1, "content_hash": "3" * 64}],
@@ -73,10 +61,75 @@ def test_prune_orphans_removes_incomplete_and_unknown_articles(tmp_path, embedde
 
 
 def test_reopen_sees_persisted_data_and_missing_index_is_reported(tmp_path, embedder):
-    _write(open_store(tmp_path / "index", embedder), embedder, _article())
+    store_article(open_store(tmp_path / "index", embedder), embedder, make_article())
     assert open_store(tmp_path / "index", embedder, create=False).chunk_count() > 0
     with pytest.raises(IndexNotReady, match="ingest"):
         open_store(tmp_path / "nowhere", embedder, create=False)
+
+
+def test_filters_where_and_admits_agree():
+    from assistant.indexing.chroma import where
+    from assistant.schema import Chunk
+
+    def _chunk(cid, text, source="A", date="2022-01-01"):
+        return Chunk(chunk_id=cid, article_id=cid, text=text, start=0, end=len(text), source=source, date=date)
+
+    f = Filters(sources=("A",), since="2022-01-01", until="2022-12-31")
+    assert where(f) == {"$and": [{"source": {"$in": ["A"]}}, {"date_num": {"$gte": 20220101}},
+                                  {"$or": [{"date_num": {"$lte": 20221231}}, {"date_num": 0}]}]}
+    assert f.admits(_chunk("1", "x")) and not f.admits(_chunk("2", "x", source="B"))
+    assert not f.admits(_chunk("3", "x", date="2023-02-01"))
+    assert not Filters() and where(Filters()) is None
+
+
+@pytest.fixture(params=["chroma", "memory"])
+def any_store(request, tmp_path):
+    """Each `Store`: the real one (Chroma in tmp_path) and the in-memory fake, with the fake embedder."""
+    embedder = FakeEmbedder()
+    return (open_store(tmp_path / "index", embedder) if request.param == "chroma" else MemoryStore()), embedder
+
+
+def test_both_stores_keep_the_store_contract(any_store):
+    """What `tests/fakes.py`'s store promises, checked against Chroma's."""
+    store, embedder = any_store
+    assert store.all_chunks() == [] and store.chunk_count() == 0 and store.query(embedder.encode(["x"])[0], 5) == []
+    a = store_article(store, embedder, make_article())
+    b = store_article(store, embedder, make_article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))
+    assert store.chunk_count() == len(a + b) and [c.chunk_id for c in store.all_chunks()] == [c.chunk_id for c in a + b]
+    assert set(store.stored_articles()) == {"a.md", "b.md"} and store.stored_articles()["b.md"].chunks == len(b)
+    assert store.article_text("b.md") == "Rail strike ends." and store.article_text("missing.md") is None
+
+    vector = embedder.encode(["Rail strike ends."])[0]
+    (best, similarity), *rest = store.query(vector, 5)
+    assert best.article_id == "b.md" and similarity == pytest.approx(1.0, abs=1e-3)
+    assert all(s <= similarity for _, s in rest) and len(store.query(vector, 1)) == 1
+    assert store.query(vector, 5, Filters(since="2030-01-01")) == []
+    assert {c.article_id for c, _ in store.query(vector, 5, Filters(sources=("Wire",), until="2022-12-31"))} == {
+        "a.md", "b.md"}
+    assert np.allclose(store.vectors([best.chunk_id])[best.chunk_id], vector, atol=1e-5)
+    assert store.vectors(["missing"]) == {}
+    assert store.sentence_vectors([best.chunk_id, "missing"]) == {best.chunk_id: [], "missing": []}
+
+    generation, count = store.version()
+    store.mark_changed()
+    assert store.version()[0] != generation and store.version()[1] == count
+
+    article = make_article(text="Ports closed again. Ships waited.", hash_="2" * 64)  # an update, with sentences
+    chunks = chunk_article(article, make_splitter(embedder.count_tokens))
+    sentences = [[(s, e, embedder.encode([c.text[s:e]])[0]) for s, e in sentence_spans(c.text)] for c in chunks]
+    store.write_article(article, chunks, embedder.encode([c.text for c in chunks]), embedder.encode([article.title])[0],
+                        sentences)
+    assert {c.chunk_id for c in store.all_chunks()} == {c.chunk_id for c in chunks + b}  # the old chunks went
+    assert store.stored_articles()["a.md"].sentences and not store.stored_articles()["b.md"].sentences
+    found = store.sentence_vectors([chunks[0].chunk_id])[chunks[0].chunk_id]
+    assert [(s, e) for s, e, _ in found] == sentence_spans(chunks[0].text)
+    assert all(np.allclose(v, w, atol=1e-5) for (_, _, v), (_, _, w) in zip(found, sentences[0]))
+
+    store.remove_article("b.md")
+    assert {c.article_id for c in store.all_chunks()} == {"a.md"} and set(store.stored_articles()) == {"a.md"}
+    assert store.prune_orphans(keep={"a.md"}) == 0
+    assert store.prune_orphans(keep=set()) == len(chunks) and store.all_chunks() == []
+    assert store.sentence_vectors([chunks[0].chunk_id]) == {chunks[0].chunk_id: []}
 
 
 def test_date_number():
@@ -128,9 +181,9 @@ def test_two_processes_on_one_server_see_each_others_ingests(chroma_server, seed
     status = json.loads(ok(_server_cli(chroma_server, "status", "--json")))
     assert set(status["by_article"]) == {SEED_ID, "tram.md"}
     # ...and a reader's BM25 index, derived from Chroma's chunks, catches up when it sees the change.
-    assert not any(h.chunk.article_id == "tram.md" for h in reader.retriever.lexical.search("tram airport", 5, Filters()))
+    assert not any(c.article_id == "tram.md" for c, _ in reader.retriever.lexical_search("tram airport", 5))
     assert reader.retriever.refresh_if_changed()
-    assert reader.retriever.lexical.search("tram airport", 5, Filters())[0][0].article_id == "tram.md"
+    assert reader.retriever.lexical_search("tram airport", 5)[0][0].article_id == "tram.md"
 
 
 @pytest.mark.slow
@@ -149,11 +202,11 @@ def test_server_without_an_index_points_to_ingest(chroma_server, tmp_path, embed
 
 def test_all_chunks_snapshot_follows_chroma(tmp_path, embedder):
     store = open_store(tmp_path / "index", embedder)
-    first = _write(store, embedder, _article())
+    first = store_article(store, embedder, make_article())
     assert store.all_chunks() == first  # read from Chroma, snapshot written
     (snapshot,) = (tmp_path / "index").glob("chunks-*.json")
     assert store.all_chunks() == first  # read from the snapshot
-    second = _write(store, embedder, _article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))
+    second = store_article(store, embedder, make_article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))
     assert {c.chunk_id for c in store.all_chunks()} == {c.chunk_id for c in first + second}  # new ids: re-read
     (newer,) = (tmp_path / "index").glob("chunks-*.json")
     assert newer != snapshot  # the old snapshot is gone
@@ -213,7 +266,7 @@ def test_overlapping_chunks_embed_each_sentence_once(tmp_path, embedder):
             self.texts += texts
             return embedder.encode(texts)
 
-    article = _article(text=" ".join(f"Sentence number {i} says the port handled {i * 7} ships." for i in range(60)))
+    article = make_article(text=" ".join(f"Sentence number {i} says the port handled {i * 7} ships." for i in range(60)))
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.md").write_text(f"---\ntitle: Ports\n---\n\n{article.text}\n", encoding="utf-8")
     counting = Counting()
@@ -229,7 +282,7 @@ def test_overlapping_chunks_embed_each_sentence_once(tmp_path, embedder):
 
 def test_an_index_without_sentence_vectors_returns_none(tmp_path, embedder):
     store = open_store(tmp_path / "index", embedder)
-    chunks = _write(store, embedder, _article())  # written without sentences, as before they were stored
+    chunks = store_article(store, embedder, make_article())  # written without sentences, as before they were stored
     assert store.sentence_vectors([c.chunk_id for c in chunks]) == {c.chunk_id: [] for c in chunks}
 
 

@@ -17,6 +17,7 @@ from assistant.indexing.store import open_store
 from assistant.indexing.sync import ingest_lock, sync
 
 from conftest import ROOT, SEED_ID, write_article
+from fakes import FakeEmbedder, MemoryStore
 from test_cli import cli_env, error_line
 
 
@@ -25,6 +26,25 @@ def _by_article(store):
     for chunk in store.all_chunks():
         out.setdefault(chunk.article_id, set()).add(chunk.chunk_id)
     return out
+
+
+def test_sync_logic_on_the_fakes(corpus_dir):
+    """Add, skip the unchanged, replace the edited, remove the deleted: the bookkeeping alone."""
+    write_article(corpus_dir, "a.md", "Port strike ends", "Dock workers ended their strike. Ships sailed again.")
+    write_article(corpus_dir, "b.md", "Tram approved", "The council approved a tram line. It opens in 2027.")
+    store, embedder = MemoryStore(), FakeEmbedder()
+    assert sync(corpus_dir, store, embedder, progress=False).added == ["a.md", "b.md"]
+    assert all(spans for spans in store.sentence_vectors([c.chunk_id for c in store.all_chunks()]).values())
+    generation = store.version()[0]
+    embedded = len(embedder.encoded)
+    again = sync(corpus_dir, store, embedder, progress=False)
+    assert again.unchanged == ["a.md", "b.md"] and not again.changed
+    assert store.version()[0] == generation and len(embedder.encoded) == embedded  # nothing embedded or marked
+    write_article(corpus_dir, "a.md", "Port strike ends", "Dock workers ended their strike. Ships sailed on Friday.")
+    (corpus_dir / "b.md").unlink()
+    report = sync(corpus_dir, store, embedder, progress=False)
+    assert (report.updated, report.removed) == (["a.md"], ["b.md"]) and store.version()[0] != generation
+    assert {c.article_id for c in store.all_chunks()} == {"a.md"} and "Friday" in store.article_text("a.md")
 
 
 def test_second_ingest_changes_nothing_and_says_so(seed_corpus, tmp_path, embedder):

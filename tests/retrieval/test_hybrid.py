@@ -1,11 +1,10 @@
-import shutil
+import pytest
 
-from assistant.indexing.store import where
-from assistant.retrieval.hybrid import Lexical, Retriever, contextualize
-from assistant.schema import Filters
-from assistant.schema import Chunk
+from assistant.retrieval.hybrid import Retriever
+from assistant.schema import Chunk, Filters
 
-from conftest import SEED_ID, TRADE_QUESTION
+from conftest import SEED_ID, TRADE_QUESTION, make_article, store_article
+from fakes import FakeEmbedder, MemoryStore
 
 
 def _chunk(cid, text, source="A", date="2022-01-01"):
@@ -21,7 +20,7 @@ def test_hybrid_search_finds_the_passage(seed_assistant):
 
 
 def test_lexical_side_rescues_rare_names(seed_assistant):
-    hits = seed_assistant.retriever.lexical.search("Zuo Xiying", 5, Filters())
+    hits = seed_assistant.retriever.lexical_search("Zuo Xiying", 5)
     assert hits and "Zuo Xiying" in hits[0][0].text
 
 
@@ -40,35 +39,6 @@ def test_date_filters(seed_assistant):
 
 def test_filter_matching_nothing_returns_nothing(seed_assistant):
     assert seed_assistant.retriever.search(TRADE_QUESTION, filters=Filters(sources=("Nobody",))) == []
-
-
-def test_filters_where_and_admits_agree():
-    f = Filters(sources=("A",), since="2022-01-01", until="2022-12-31")
-    assert where(f) == {"$and": [{"source": {"$in": ["A"]}}, {"date_num": {"$gte": 20220101}},
-                                  {"$or": [{"date_num": {"$lte": 20221231}}, {"date_num": 0}]}]}
-    assert f.admits(_chunk("1", "x")) and not f.admits(_chunk("2", "x", source="B"))
-    assert not f.admits(_chunk("3", "x", date="2023-02-01"))
-    assert not Filters() and where(Filters()) is None
-
-
-def test_lexical_on_an_empty_store():
-    assert Lexical([]).search("anything", 5, Filters()) == []
-
-
-def test_contextualize_carries_the_subject_of_a_follow_up():
-    history = ["Who is Liu Weidong?"]
-    assert contextualize("What did he say?", history) == "Who is Liu Weidong? What did he say?"
-    assert contextualize("What is the tram line's cost in euros?", history) == "What is the tram line's cost in euros?"
-    assert contextualize("What did he say?", []) == "What did he say?"
-
-
-def test_contextualize_keeps_the_query_under_the_limit():
-    earlier = "Who is " + "very " * 500 + "Liu Weidong?"  # 2,519 characters
-    query = contextualize("What did he say?", [earlier], limit=2000)
-    assert len(query) <= 2000 and query.endswith(" What did he say?") and query.startswith("Who is very")
-    assert not query[:-len(" What did he say?")].endswith("ver")  # cut at a word
-    assert contextualize("And he?", ["Who is Liu Weidong?"], limit=2000) == "Who is Liu Weidong? And he?"
-    assert contextualize("x" * 30, ["Who?"], limit=10) == "x" * 10
 
 
 def test_refresh_picks_up_new_chunks(seed_assistant, embedder):
@@ -125,19 +95,6 @@ def test_this_week_prefers_the_article_of_that_week(tmp_path, embedder):
     assert "55 million" in answer.text and "(as of 2022-06-07) [1]" in answer.text
 
 
-def test_bm25_cache_gives_the_same_ranking(seed_assistant, tmp_path):
-    chunks = seed_assistant.store.all_chunks()
-    built = Lexical(chunks, tmp_path)
-    assert len(list(tmp_path.glob("bm25-*"))) == 1
-    loaded = Lexical(chunks, tmp_path)
-    for query in ("Zuo Xiying", "trade between China and Russia", "wheat harvest Kansas"):
-        assert loaded.search(query, 5, Filters()) == built.search(query, 5, Filters())
-        assert loaded.coverage(query, chunks[0].text) == built.coverage(query, chunks[0].text)
-    # another set of chunks gets its own cache and the old one goes
-    Lexical(chunks[:-1], tmp_path)
-    assert len(list(tmp_path.glob("bm25-*"))) == 1
-
-
 def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
     from assistant.config import Settings
     from assistant.indexing.store import open_store
@@ -162,17 +119,17 @@ def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
     (corpus / "wheat.md").unlink()
     sync(corpus, store, embedder, progress=False)
     # The lexical index still holds the old chunks: they are skipped, never a KeyError.
-    stale = {c.chunk_id for c in retriever.lexical.chunks}
+    stale = {c.chunk_id for c in retriever.chunks}
     for question in ("How much will the tram line cost?", "How many bushels of wheat did Kansas harvest?"):
         hits = retriever.search(question, k=5)
         assert not stale - {c.chunk_id for c in store.all_chunks()} & {h.chunk.chunk_id for h in hits}
         assert "wheat.md" not in {h.chunk.article_id for h in hits}
         assistant.ask(question)
-    assert "Zeebrugge" not in {t for c, _ in retriever.lexical.search("Zeebrugge", 5, Filters()) for t in c.text.split()}
+    assert "Zeebrugge" not in {t for c, _ in retriever.lexical_search("Zeebrugge", 5) for t in c.text.split()}
 
     assert retriever.refresh_if_changed()  # the ingest wrote a new generation
-    assert retriever.lexical.search("Zeebrugge", 5, Filters())[0][0].article_id == "port.md"
-    assert {c.article_id for c in retriever.lexical.chunks} == {"tram.md", "port.md"}
+    assert retriever.lexical_search("Zeebrugge", 5)[0][0].article_id == "port.md"
+    assert {c.article_id for c in retriever.chunks} == {"tram.md", "port.md"}
     assert "420 million euros" in assistant.search("How much will the tram line cost?")[0].chunk.text
     assert not retriever.refresh_if_changed()
 
@@ -180,60 +137,88 @@ def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
 def test_a_count_change_without_a_new_generation_waits_to_settle(tmp_path, embedder):
     from assistant.indexing.store import open_store
 
-    from test_store import _article, _write
-
     store = open_store(tmp_path / "index", embedder)
-    _write(store, embedder, _article())
+    store_article(store, embedder, make_article())
     retriever = Retriever(store, embedder)
-    _write(store, embedder, _article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))  # no generation
+    store_article(store, embedder, make_article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))  # no generation
     assert not retriever.refresh_if_changed(settle=60)  # an ingest may still be running
     assert retriever.refresh_if_changed(settle=0)
-    assert {c.article_id for c in retriever.lexical.chunks} == {"a.md", "b.md"}
+    assert {c.article_id for c in retriever.chunks} == {"a.md", "b.md"}
 
 
-class _Runs:
-    """Unpickling this runs code: it leaves a file behind."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
-def test_bm25_cache_holds_no_code_and_a_bad_one_is_rebuilt(seed_assistant, tmp_path):
-    import pickle
+# -- the ranking logic on the fakes (tests/fakes.py): no model, no Chroma --------------------------
 
-    import numpy as np
+FAKE_ARTICLES = (("port.md", "Dock workers at the Zeebrugge port ended their strike on Monday.", "Harbour Times", "2022-06-07"),
+                 ("tram.md", "The council approved a tram line to the airport on Monday.", "Metro Gazette", "2023-03-20"),
+                 ("wheat.md", "Farmers in Kansas harvested a record wheat crop.", "Plains Daily", "2022-08-02"))
 
-    chunks = seed_assistant.store.all_chunks()
-    queries = ("Zuo Xiying", "trade between China and Russia", "wheat harvest Kansas")
-    built = Lexical(chunks, tmp_path)
-    expected = [built.search(q, 5, Filters()) for q in queries]
-    (cache,) = tmp_path.glob("bm25-*")
-    files = sorted(p.name for p in cache.iterdir())
-    assert files and all(name.endswith((".json", ".npy")) for name in files)
-    for npy in cache.glob("*.npy"):
-        assert np.load(npy, allow_pickle=False).dtype != object  # plain numbers, nothing to unpickle
 
-    marker = tmp_path / "ran"
-    # A cache whose array would run code when unpickled, and a pickle left by an earlier version.
-    np.save(cache / "data.csc.index.npy", np.array([_Runs(marker)], dtype=object), allow_pickle=True)
-    (tmp_path / "bm25-0123456789abcdef01234567.pickle").write_bytes(pickle.dumps(_Runs(marker)))
-    rebuilt = Lexical(chunks, tmp_path)
-    assert not marker.exists()
-    assert [rebuilt.search(q, 5, Filters()) for q in queries] == expected
-    assert [p.name for p in tmp_path.glob("bm25-*")] == [cache.name]  # rebuilt in place; the pickle is gone
-    assert Lexical(chunks, tmp_path)._load(tmp_path)  # the rebuilt cache loads
+def _fake_retriever() -> tuple[Retriever, MemoryStore, FakeEmbedder]:
+    from assistant.schema import Article
 
-    for damage in ("vocab.tokenizer.json", "params.index.json"):
-        (cache / damage).write_text("{not json")
-        assert [Lexical(chunks, tmp_path).search(q, 5, Filters()) for q in queries] == expected
-    # A well-formed cache of other chunks under this name: it does not fit, so it is rebuilt.
-    other = tmp_path / "other"
-    Lexical(chunks[:-1], other)
-    shutil.rmtree(cache)
-    next(other.glob("bm25-*")).rename(cache)
-    assert not Lexical(chunks, tmp_path.parent / "nowhere")._load(tmp_path)
-    assert [Lexical(chunks, tmp_path).search(q, 5, Filters()) for q in queries] == expected
-    assert not marker.exists()
+    embedder, store = FakeEmbedder(), MemoryStore()
+    for article_id, text, source, date in FAKE_ARTICLES:
+        store_article(store, embedder, Article(article_id, text, title=text.split(" on ")[0], source=source, date=date,
+                                               content_hash=article_id * 8))
+    store.mark_changed()
+    return Retriever(store, embedder), store, embedder
+
+
+def test_fusion_ranks_the_passage_both_rankings_agree_on():
+    retriever, store, embedder = _fake_retriever()
+    hits = retriever.search("When did the Zeebrugge strike end?", k=3)
+    assert [h.chunk.article_id for h in hits][0] == "port.md" and [h.rank for h in hits] == [1, 2, 3]
+    assert all(a.score > b.score for a, b in zip(hits, hits[1:]))
+    query = embedder.encode(["When did the Zeebrugge strike end?"])[0]
+    for hit in hits:  # the dense side's cosine similarity, whichever ranking found the passage
+        assert hit.similarity == pytest.approx(float(query @ store.vectors([hit.chunk.chunk_id])[hit.chunk.chunk_id]))
+
+
+def test_filters_apply_to_every_ranking():
+    retriever, _, _ = _fake_retriever()
+    question = "When did the Zeebrugge strike end?"
+    assert {h.chunk.article_id for h in retriever.search(question, k=3, filters=Filters(sources=("Metro Gazette",)))} == {
+        "tram.md"}
+    assert {h.chunk.article_id for h in retriever.search(question, k=3, filters=Filters(since="2022-07-01"))} == {
+        "tram.md", "wheat.md"}
+    assert retriever.lexical_search("Zeebrugge", 5, Filters(until="2022-01-01")) == []
+    assert retriever.search(question, filters=Filters(sources=("Nobody",))) == []
+
+
+def test_a_passage_the_store_dropped_is_skipped_until_the_refresh():
+    retriever, store, _ = _fake_retriever()
+    store.remove_article("port.md")  # an ingest under way: not marked changed yet
+    assert retriever.lexical_search("Zeebrugge", 5)[0][0].article_id == "port.md"  # still in the lexical index
+    assert "port.md" not in {h.chunk.article_id for h in retriever.search("Zeebrugge strike", k=3)}
+    assert not retriever.refresh_if_changed(settle=60)  # the count moved without a new generation: wait
+    store.mark_changed()
+    assert retriever.refresh_if_changed()
+    assert retriever.lexical_search("Zeebrugge", 5) == [] and retriever.chunk_count == 2
+
+
+def test_the_retriever_answers_for_its_lexical_index():
+    from assistant.text import stem
+
+    retriever, store, _ = _fake_retriever()
+    assert (retriever.article_count, retriever.chunk_count) == (3, 3)
+    assert retriever.sources == ["Harbour Times", "Metro Gazette", "Plains Daily"]
+    # rarer weighs more: "Zeebrugge" in one passage, "Monday" in two, a word in none most of all
+    assert retriever.idf(stem("monday")) < retriever.idf(stem("zeebrugge")) < retriever.idf(stem("walrus"))
+    port, tram = FAKE_ARTICLES[0][1], FAKE_ARTICLES[1][1]
+    question = "Did the Zeebrugge dock workers strike on Monday?"
+    assert retriever.coverage(question, port) == 1.0 > retriever.coverage(question, tram) > 0.0
+
+    seen = []
+
+    def count(chunks):
+        seen.append(len(chunks))
+        return len(chunks)
+
+    assert retriever.summary(count) == retriever.summary(count) == 3 and seen == [3]  # once per build
+    store.remove_article("wheat.md")
+    store.mark_changed()
+    assert retriever.refresh_if_changed()
+    assert retriever.summary(count) == 2 and seen == [3, 2]
+    assert retriever.sources == ["Harbour Times", "Metro Gazette"] and retriever.article_count == 2

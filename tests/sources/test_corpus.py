@@ -11,6 +11,8 @@ from assistant.sources.corpus import SUFFIXES, clean_text, iter_corpus, load_art
 from assistant.errors import CorpusError, UnreadableFile
 from assistant.schema import Article
 
+from conftest import pdf_bytes
+
 SEED_NAME = "000_15735037f31751e9.txt"
 HERE = Path(__file__).resolve()
 
@@ -55,37 +57,6 @@ def seed_text() -> str:
         if path.is_file():
             return path.read_text(encoding="utf-8")
     pytest.fail(f"seed article {SEED_NAME} not found; looked in: {', '.join(map(str, candidates))}")
-
-
-def pdf_bytes(pages: list[str], title: str = "") -> bytes:
-    """A minimal valid PDF with one Helvetica text line per page (empty string: no text)."""
-    n_pages = len(pages)
-    font = 3 + 2 * n_pages
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n_pages))
-        + b"] /Count %d >>" % n_pages,
-    ]
-    for i, text in enumerate(pages):
-        content = b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text.encode("latin-1") if text else b""
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (font, 4 + 2 * i)
-        )
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    objects.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
-
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, len(objects), xref)
-    return bytes(out)
 
 
 # --- Markdown / text ---------------------------------------------------------------

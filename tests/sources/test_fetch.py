@@ -11,8 +11,7 @@ from assistant.sources.corpus import iter_corpus, load_article
 from assistant.errors import FetchFailed
 from assistant.sources.fetch import (AddReport, Known, add_urls, check_url, fetch, file_name, make_client,
                              normalise_url)
-from conftest import article_page, write_article
-from test_corpus import pdf_bytes
+from conftest import article_page, pdf_bytes, write_article
 
 LEVY = [
     "The port authority of Valdora approved a levy of 14 euros per container on Tuesday, to take effect "
