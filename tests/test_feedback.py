@@ -9,7 +9,7 @@ import pytest
 from assistant.config import Settings
 from assistant.errors import BadFeedback, FeedbackFull
 from assistant.feedback import MAX_COMMENT, FeedbackStore, answer_settings, entry_lines, feedback_path
-from assistant.retrieval.hybrid import Filters
+from assistant.schema import Filters
 
 CITED = [{"n": 1, "article_id": "wheat.md", "title": "Wheat harvest", "url": "https://example.org/wheat",
           "link": "https://example.org/wheat#:~:text=420%20million", "quote": "420 million bushels"}]

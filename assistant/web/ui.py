@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 from ..config import WebSettings
 from ..errors import AssistantError
 from ..feedback import MAX_COMMENT, FeedbackStore, answer_settings, feedback_path, over_limit
-from ..retrieval.hybrid import Filters
+from ..schema import Filters
 from ..schema import Answer, ArticleRef, Citation
 from .capacity import Capacity
 from .scope import Scope, desk_scope
