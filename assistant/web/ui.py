@@ -18,8 +18,7 @@ from typing import Callable, Iterator, Sequence
 from ..config import WebSettings
 from ..errors import AssistantError
 from ..feedback import MAX_COMMENT, FeedbackStore, answer_settings, feedback_path, over_limit
-from ..schema import Filters
-from ..schema import Answer, ArticleRef, Citation
+from ..schema import Answer, ArticleRef, Citation, Filters
 from .capacity import Capacity
 from .scope import Scope, desk_scope
 from .schemas import CitationOut
