@@ -296,7 +296,7 @@ def _feedback(args, settings: Settings) -> int:
 
 
 def _eval(args, settings: Settings) -> int:
-    from .answering.extractive import check_citations
+    from .answering.base import check_citations
     from .evaluation.scoring import Scores, read_questions, score_question
     from .evaluation.fitting import cross_validated, prepare
     from .service import build_assistant

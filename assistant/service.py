@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .answering.extractive import Answerer, ExtractiveAnswerer, check_citations, closest_articles, refusal
+from .answering.base import Answerer, check_citations, closest_articles, refusal
+from .answering.extractive import ExtractiveAnswerer
 from .capacity import Capacity
 from .config import Settings
 from .indexing.embeddings import MiniLM

@@ -194,7 +194,7 @@ def port_and_tram():
 
 def holds_contract(answer, articles=ARTICLES) -> None:
     """Every [n] maps to a citation whose quote is verbatim in its passage and article."""
-    from assistant.answering.extractive import check_citations
+    from assistant.answering.base import check_citations
 
     assert check_citations(answer, articles.get).citations == answer.citations
     for c in answer.citations:

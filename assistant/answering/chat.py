@@ -25,7 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Iterator, Sequence
 
-from .extractive import Answerer, closest_articles, refusal
+from .base import Answerer, closest_articles, refusal
 from .backends import chat_model
 from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts, relevance
 from ..retrieval.hybrid import contextualize

@@ -20,7 +20,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from assistant.answering.extractive import NOT_COVERED, ExtractiveAnswerer, check_citations
+from assistant.answering.base import NOT_COVERED, check_citations
+from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.config import Settings, load_settings
 from assistant.answering.chat import NOT_SUPPORTED, ChatAnswerer, build_chat_answerer, floor
 from assistant.answering.backends import LocalServer, packaged_model
