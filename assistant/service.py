@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from itertools import chain
+from typing import Iterator, Sequence
 
-from .answering.base import Answerer, check_citations, closest_articles, refusal
+from .answering.base import Answerer, check_citations, refusal
 from .answering.extractive import ExtractiveAnswerer
 from .capacity import Capacity
 from .config import Settings
@@ -30,9 +31,6 @@ class Assistant:
     store: Store
     retriever: Retriever
     answerer: Answerer
-    # With a language model: rewrites a follow-up into a standalone question before retrieval
-    # (`ChatAnswerer.rewrite`); None: the rule-based `contextualize`.
-    rewrite: Callable[[str, list[str]], str] | None = None
     # The answer slots the API and the chat share (`capacity.Capacity`); the edges hold one per answer.
     capacity: Capacity = field(default_factory=lambda: Capacity(os.cpu_count() or 1, 10.0))
 
@@ -58,13 +56,14 @@ class Assistant:
         return [h for h in earlier if h and len(h) <= cap][-HISTORY_KEPT:]
 
     def query(self, question: str, history: Sequence[str] = ()) -> str:
-        """What to search for: the checked question, carrying the subject of a follow-up;
-        never longer than the question cap."""
+        """What to search for: the checked question, carrying the subject of a follow-up (the
+        answerer's rewrite with a language model, else the rule); never longer than the question cap."""
         question = self.check_question(question)
         history = self.earlier_questions(history)
         cap = self.settings.answers.max_question_chars
-        if history and self.rewrite is not None:
-            return self.rewrite(question, history)[:cap]
+        rewritten = self.answerer.rewrite(question, history) if history else None
+        if rewritten is not None:
+            return rewritten[:cap]
         return contextualize(question, history, limit=cap)
 
     def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
@@ -84,13 +83,10 @@ class Assistant:
         with self.retriever.embedder.remembering():  # not across a yield: the next step may run in another thread
             query = self.query(question, history)
             hits = self.retriever.search(query, self.settings.answers.top_k, filters)
-            stream = getattr(self.answerer, "stream", None)
             early = self._refuse(query, hits, filters)
-            whole = early or (self.respond(query, hits, filters) if stream is None else None)
-        if whole is not None:
-            yield whole
-            return
-        for piece in stream(query, hits):
+            pieces = self.answerer.stream(query, hits) if early is None else iter([early])
+            first = next(pieces)  # the refusal, the whole extractive answer, or a draft's first piece
+        for piece in chain([first], pieces):  # str pieces, then the Answer (the one value that is not a str)
             yield check_citations(piece, self.store.article_text) if isinstance(piece, Answer) else piece
 
     def respond(self, question: str, hits: Sequence[Hit], filters: Filters = Filters()) -> Answer:
@@ -103,20 +99,13 @@ class Assistant:
         return check_citations(answer, self.store.article_text)
 
     def _refuse(self, question: str, hits: Sequence[Hit], filters: Filters) -> Answer | None:
-        """The refusal when the passages cannot support an answer, else None."""
+        """The refusal when the passages cannot support an answer, else None: no passages, or
+        the answerer's pre-check (a language model is only asked when they share enough with
+        the question; the extractive answerer decides itself, from its fitted model)."""
         if not hits:
             notice = "No article matches these filters." if filters else "The index is empty."
             return refusal(hits, notice=notice)
-        if isinstance(self.answerer, ExtractiveAnswerer):
-            return None  # it decides itself, from its fitted answer-or-refuse model
-        # A language model is only asked when the passages share enough with the question.
-        similarity, coverage = self.support(question, hits)
-        # Its floor only stops what is clearly off the corpus (`generate.floor`): the model decides.
-        min_similarity, min_coverage = getattr(self.answerer, "floor", (self.settings.answers.min_similarity,
-                                                                        self.settings.answers.min_coverage))
-        if similarity < min_similarity or coverage < min_coverage:
-            return refusal(hits, closest=closest_articles(hits))
-        return None
+        return self.answerer.precheck(question, hits, self.support)
 
     def support(self, question: str, hits: Sequence[Hit]) -> tuple[float, float]:
         """How well the passages support an answer: the best passage's cosine similarity,
@@ -159,5 +148,4 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
 
     chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
                                weight=lambda term: retriever.lexical.idf(term))
-    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite,
-                     capacity=capacity)
+    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, capacity=capacity)

@@ -77,3 +77,29 @@ def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_pat
     assert assistant.article_count == 1 and "added 1" in capsys.readouterr().out
     with ingest_lock(lock_path(settings)):  # and released it
         pass
+
+
+def test_the_answerers_declared_steps_are_the_route(seed_assistant):
+    """The service asks the answerer's pre-check, then streams or answers; a follow-up is
+    rewritten by the answerer when it offers a rewrite, else by the rule."""
+    from dataclasses import replace
+
+    from assistant.answering.base import Answerer, refusal
+
+    class Declining(Answerer):
+        def answer(self, question, hits):
+            raise AssertionError("the pre-check refused: never asked")
+
+        def precheck(self, question, hits, support):
+            similarity, coverage = support(question, hits)
+            assert 0 < similarity <= 1 and 0 <= coverage <= 1
+            return refusal(hits, notice="declined before answering")
+
+        def rewrite(self, question, history):
+            return "How much did trade between China and Russia grow?"
+
+    assistant = replace(seed_assistant, answerer=Declining())
+    assert assistant.ask(TRADE_QUESTION).notice == "declined before answering"
+    assert [a.notice for a in assistant.ask_stream(TRADE_QUESTION)] == ["declined before answering"]
+    assert assistant.query("And that?", ["Who is Liu Weidong?"]) == "How much did trade between China and Russia grow?"
+    assert seed_assistant.query("Where does he work?", ["Who is Liu Weidong?"]) == "Who is Liu Weidong? Where does he work?"

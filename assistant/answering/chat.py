@@ -11,7 +11,7 @@ reply is then taken as its call, checked:
 - the model unreachable, too slow, or its reply unreadable → the extractive answer, with a
   short notice (`Verification.fallback`).
 
-Backends and the local llama.cpp server: `models.py`.
+Backends and the local llama.cpp server: `backends.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Iterator, Sequence
 
-from .base import Answerer, closest_articles, refusal
+from .base import Answerer, SupportOf, closest_articles, refusal
 from .backends import chat_model
 from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts, relevance
 from ..retrieval.hybrid import contextualize
@@ -47,7 +47,7 @@ def floor() -> tuple[float, float]:
     return float(raw["min_similarity"]), float(raw["min_coverage"])
 
 
-class ChatAnswerer:
+class ChatAnswerer(Answerer):
     """Answers in prose with a chat model; keeps only sentences a passage supports.
 
     Args:
@@ -58,7 +58,7 @@ class ChatAnswerer:
         timeout: seconds the whole reply may take.
         context_tokens: about how many tokens of passage text the prompt holds (0: whole passages).
         score: ranks passage sentences for the prompt (`prompt.relevance`; default: word share).
-        floor: (min similarity, min coverage) below which the service refuses without asking.
+        floor: (min similarity, min coverage) below which it refuses without asking (`precheck`).
     """
 
     def __init__(self, model, fallback: Answerer, support: Support, name: str = "", timeout: float = 120.0,
@@ -76,11 +76,17 @@ class ChatAnswerer:
         self._rewrites: dict[tuple, str] = {}
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
-        result = None
-        for piece in self.stream(question, hits):
-            if isinstance(piece, Answer):
-                result = piece
-        return result
+        *_, answer = self.stream(question, hits)  # the draft pieces, then the checked answer
+        return answer
+
+    def precheck(self, question: str, hits: Sequence[Hit], support: SupportOf) -> Answer | None:
+        """A refusal, without asking the model, when the passages are clearly off the question.
+        The floor only stops what is clearly off the corpus (`floor()`): the model decides the rest."""
+        similarity, coverage = support(question, hits)
+        min_similarity, min_coverage = self.floor
+        if similarity < min_similarity or coverage < min_coverage:
+            return refusal(hits, closest=closest_articles(hits))
+        return None
 
     def excerpts(self, question: str, hits: Sequence[Hit]) -> list[Excerpt]:
         """What the model is shown of `hits`."""
@@ -166,7 +172,7 @@ class ChatAnswerer:
 
 
 def _text(message) -> str:
-    content = getattr(message, "content", message)
+    content = message.content  # a LangChain message or message chunk
     if isinstance(content, list):  # content blocks
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return content if isinstance(content, str) else ""

@@ -149,6 +149,17 @@ def test_the_floor_before_the_model_is_the_fitted_one_and_blocks_almost_no_answe
     assert floor() == (fitted["min_similarity"], fitted["min_coverage"])
     assert fitted["answerable_blocked"] <= 0.01 and fitted["min_coverage"] < Settings().answers.min_coverage
 
+def test_below_its_floor_the_model_is_not_asked(embedder):
+    asked = []
+    answerer = _answerer(embedder, lambda p: asked.append(p) or "Dock workers won a 6 per cent raise [1].",
+                         floor=(0.2, 0.3))
+    question = "What did dock workers win?"
+    for support in ((0.1, 0.9), (0.9, 0.2)):
+        early = answerer.precheck(question, HITS, lambda q, hits: support)
+        assert early.refused and early.citations == () and early.closest and early.text == NOT_COVERED
+    assert answerer.precheck(question, HITS, lambda q, hits: (0.2, 0.3)) is None
+    assert not asked
+
 
 # --- failures against real servers on 127.0.0.1 ----------------------------------------------
 
