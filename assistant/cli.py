@@ -237,7 +237,7 @@ def _questions(args):
 
 
 def _search(args, settings: Settings) -> int:
-    from .service import build_assistant
+    from .wiring import build_assistant
     from .web.schemas import hit_to_dict
 
     assistant = build_assistant(settings)
@@ -255,7 +255,7 @@ def _search(args, settings: Settings) -> int:
 
 
 def _ask(args, settings: Settings) -> int:
-    from .service import build_assistant
+    from .wiring import build_assistant
     from .web.schemas import answer_to_dict
 
     assistant = build_assistant(settings)
@@ -299,7 +299,7 @@ def _eval(args, settings: Settings) -> int:
     from .answering.base import check_citations
     from .evaluation.scoring import Scores, read_questions, score_question
     from .evaluation.fitting import cross_validated, prepare
-    from .service import build_assistant
+    from .wiring import build_assistant
 
     if args.folds == 1 or args.folds < 0:
         raise AssistantError("--folds takes 2 or more parts")
@@ -386,12 +386,11 @@ def _generative(args, settings: Settings, assistant):
         return None
     from dataclasses import replace as copy
 
-    from .answering.chat import build_chat_answerer
+    from .answering.backends import Parts, build_answerer
 
-    chat = build_chat_answerer(settings.with_(backend=args.llm), fallback=assistant.answerer,
-                               encode=assistant.retriever.embedder.encode,
-                               weight=lambda term: assistant.retriever.lexical.idf(term))
-    return copy(assistant, answerer=chat)
+    parts = Parts(assistant.retriever.embedder, idf=lambda term: assistant.retriever.lexical.idf(term),
+                  sentence_vectors=assistant.store.sentence_vectors)
+    return copy(assistant, answerer=build_answerer(settings.with_(backend=args.llm).llm, parts))
 
 
 def _first_token(seconds: list[float]) -> dict:

@@ -1,7 +1,7 @@
 """The assistant: question (+ chat history, filters) → retrieval → Answer.
 
-Built once at the edge from `Settings` by `build_assistant`; the CLI, the UI and
-tests all talk to this one object.
+Built once at the edge by `wiring.build_assistant`; the CLI, the UI and tests all talk to
+this one object.
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from itertools import chain
 from typing import Iterator, Sequence
 
 from .answering.base import Answerer, check_citations, refusal
-from .answering.extractive import ExtractiveAnswerer
 from .capacity import Capacity
 from .config import Settings
-from .indexing.embeddings import MiniLM
-from .errors import BadQuestion, IngestRunning
-from .indexing.store import Store, open_index
-from .indexing.sync import ingest_lock, lock_path, sync
+from .errors import BadQuestion
+from .indexing.store import Store
 from .retrieval.hybrid import Retriever, contextualize
 from .schema import Answer, Filters, Hit
 
@@ -123,29 +120,3 @@ class Assistant:
     @property
     def article_count(self) -> int:
         return self.retriever.lexical.article_count
-
-
-def build_assistant(settings: Settings, embedder: MiniLM | None = None,
-                    ingest_if_empty: bool = False) -> Assistant:
-    """Open the index (ingesting the corpus first when it is empty and asked to)."""
-    embedder = embedder or MiniLM(threads=settings.indexing.torch_threads)
-    store = open_index(settings, embedder, create=ingest_if_empty)
-    if ingest_if_empty and store.chunk_count() == 0:
-        try:
-            with ingest_lock(lock_path(settings)):
-                if store.chunk_count() == 0:  # an ingest that held the lock before us may have filled it
-                    print(sync(settings.storage.corpus_dir, store, embedder, group_size=settings.indexing.embed_group).summary(),
-                          flush=True)
-        except IngestRunning as exc:  # it fills the index; the app picks it up when it ends (Retriever.watch)
-            print(f"not ingesting at start-up: {exc}", flush=True)
-    retriever = Retriever(store, embedder)
-    answerer = ExtractiveAnswerer(embedder, idf=lambda term: retriever.lexical.idf(term),
-                                  sentence_vectors=store.sentence_vectors)
-    capacity = Capacity(settings.answers.max_answers or os.cpu_count() or 1, settings.answers.answer_wait)
-    if settings.llm.backend == "extractive":
-        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer, capacity=capacity)
-    from .answering.chat import build_chat_answerer
-
-    chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
-                               weight=lambda term: retriever.lexical.idf(term))
-    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, capacity=capacity)

@@ -81,7 +81,7 @@ def seed_index(tmp_path_factory, embedder) -> Path:
 @pytest.fixture(scope="session")
 def seed_assistant(seed_index, embedder):
     from assistant.config import Settings
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     return build_assistant(Settings.of(index_dir=seed_index), embedder=embedder)
 

@@ -66,7 +66,7 @@ def test_article_count(seed_assistant):
 def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_path, embedder, capsys):
     from assistant.config import Settings
     from assistant.indexing.sync import ingest_lock, lock_path
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     settings = Settings.of(corpus_dir=seed_corpus, index_dir=tmp_path / "index")
     with ingest_lock(lock_path(settings)):  # another ingest is running: the app leaves the index to it
@@ -103,3 +103,11 @@ def test_the_answerers_declared_steps_are_the_route(seed_assistant):
     assert [a.notice for a in assistant.ask_stream(TRADE_QUESTION)] == ["declined before answering"]
     assert assistant.query("And that?", ["Who is Liu Weidong?"]) == "How much did trade between China and Russia grow?"
     assert seed_assistant.query("Where does he work?", ["Who is Liu Weidong?"]) == "Who is Liu Weidong? Where does he work?"
+
+
+def test_the_query_side_does_not_import_the_write_side():
+    import subprocess
+    import sys
+
+    code = "import sys, assistant.service; print('assistant.indexing.sync' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

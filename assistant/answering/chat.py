@@ -11,7 +11,7 @@ reply is then taken as its call, checked:
 - the model unreachable, too slow, or its reply unreadable → the extractive answer, with a
   short notice (`Verification.fallback`).
 
-Backends and the local llama.cpp server: `backends.py`.
+Which model, and how it is built: `backends.py`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from importlib import resources
 from typing import Iterator, Sequence
 
 from .base import Answerer, SupportOf, closest_articles, refusal
-from .backends import chat_model
-from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts, relevance
+from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts
 from ..retrieval.hybrid import contextualize
 from ..schema import Answer, Hit, Verification
 from ..text import content_words
@@ -187,12 +186,3 @@ def _failure(exc: Exception) -> str:
     else:
         why = "gave a reply that could not be read"
     return f"The language model {why}, so these are quoted sentences instead."
-
-
-def build_chat_answerer(settings, fallback: Answerer, encode=None, weight=None) -> ChatAnswerer:
-    """The `ChatAnswerer` for `settings.llm.backend` (the edge: `service.build_assistant`, the CLI)."""
-    model, keep_alive = chat_model(settings.llm.backend, settings)
-    return ChatAnswerer(model, fallback, Support(encode, weight), name=settings.llm.backend, timeout=settings.llm.llm_timeout,
-                        keep_alive=keep_alive, context_tokens=settings.llm.llm_context_tokens,
-                        score=relevance(encode, weight, stored=getattr(fallback, "sentence_vectors", None)),
-                        floor=floor())

@@ -13,7 +13,7 @@ from assistant.indexing.store import date_number, open_index, open_store
 from assistant.indexing.sync import ingest, sync
 from assistant.schema import Filters
 from assistant.schema import Article
-from assistant.service import build_assistant
+from assistant.wiring import build_assistant
 from assistant.text import sentence_spans
 
 from conftest import ROOT, SEED_ID, TRADE_QUESTION, free_port, write_article
