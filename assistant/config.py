@@ -56,11 +56,23 @@ def _limit_storage(raw: str) -> str:
     raise ValueError("use memory:// or redis://host:port (rediss://, redis+unix:// also work)")
 
 
+# The answerers ASSISTANT_LLM names, each with what follows its colon ("": nothing); the one
+# list: `answering.backends.BACKENDS` builds exactly these.
+LLM_BACKENDS = {"extractive": "", "openai": "<model>", "ollama": "<model>", "gguf": "<path>"}
+
+
+def llm_forms() -> str:
+    """The values ASSISTANT_LLM takes, as a user reads them: "extractive, openai:<model>, … or gguf:<path>"."""
+    forms = [f"{kind}:{arg}" if arg else kind for kind, arg in LLM_BACKENDS.items()]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
+
+
 def _llm(raw: str) -> str:
-    kind, _, name = raw.partition(":")
-    if raw == "extractive" or (kind in ("openai", "ollama", "gguf") and name.strip()):
+    kind, colon, name = raw.partition(":")
+    arg = LLM_BACKENDS.get(kind)
+    if (arg == "" and not colon) or (arg and name.strip()):
         return raw
-    raise ValueError("use extractive, openai:<model>, ollama:<model> or gguf:<path>")
+    raise ValueError(f"use {llm_forms()}")
 
 
 def _flag(raw: str) -> bool:

@@ -1,20 +1,19 @@
 """The assistant: question (+ chat history, filters) → retrieval → Answer.
 
-Built once at the edge from `Settings` by `build_assistant`; the CLI, the UI and
-tests all talk to this one object.
+Built once at the edge by `wiring.build_assistant`; the CLI, the UI and tests all talk to
+this one object.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from itertools import chain
+from typing import Iterator, Sequence
 
-from .answering.extractive import Answerer, ExtractiveAnswerer, check_citations, closest_articles, refusal
+from .answering.base import Answerer, check_citations, refusal
 from .config import Settings
-from .indexing.embeddings import MiniLM
-from .errors import BadQuestion, IngestRunning
-from .indexing.store import Store, open_index
-from .indexing.sync import ingest_lock, lock_path, sync
+from .errors import BadQuestion
+from .indexing.store import Store
 from .retrieval.followup import contextualize
 from .retrieval.hybrid import Retriever
 from .schema import Answer, Filters, Hit
@@ -28,9 +27,6 @@ class Assistant:
     store: Store
     retriever: Retriever
     answerer: Answerer
-    # With a language model: rewrites a follow-up into a standalone question before retrieval
-    # (`ChatAnswerer.rewrite`); None: the rule-based `contextualize`.
-    rewrite: Callable[[str, list[str]], str] | None = None
 
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())  # folds newlines and tabs
@@ -54,13 +50,14 @@ class Assistant:
         return [h for h in earlier if h and len(h) <= cap][-HISTORY_KEPT:]
 
     def query(self, question: str, history: Sequence[str] = ()) -> str:
-        """What to search for: the checked question, carrying the subject of a follow-up;
-        never longer than the question cap."""
+        """What to search for: the checked question, carrying the subject of a follow-up (the
+        answerer's rewrite with a language model, else the rule); never longer than the question cap."""
         question = self.check_question(question)
         history = self.earlier_questions(history)
         cap = self.settings.answers.max_question_chars
-        if history and self.rewrite is not None:
-            return self.rewrite(question, history)[:cap]
+        rewritten = self.answerer.rewrite(question, history) if history else None
+        if rewritten is not None:
+            return rewritten[:cap]
         return contextualize(question, history, limit=cap)
 
     def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
@@ -80,13 +77,10 @@ class Assistant:
         with self.retriever.embedder.remembering():  # not across a yield: the next step may run in another thread
             query = self.query(question, history)
             hits = self.retriever.search(query, self.settings.answers.top_k, filters)
-            stream = getattr(self.answerer, "stream", None)
             early = self._refuse(query, hits, filters)
-            whole = early or (self.respond(query, hits, filters) if stream is None else None)
-        if whole is not None:
-            yield whole
-            return
-        for piece in stream(query, hits):
+            pieces = self.answerer.stream(query, hits) if early is None else iter([early])
+            first = next(pieces)  # the refusal, the whole extractive answer, or a draft's first piece
+        for piece in chain([first], pieces):  # str pieces, then the Answer (the one value that is not a str)
             yield check_citations(piece, self.store.article_text) if isinstance(piece, Answer) else piece
 
     def respond(self, question: str, hits: Sequence[Hit], filters: Filters = Filters()) -> Answer:
@@ -99,20 +93,13 @@ class Assistant:
         return check_citations(answer, self.store.article_text)
 
     def _refuse(self, question: str, hits: Sequence[Hit], filters: Filters) -> Answer | None:
-        """The refusal when the passages cannot support an answer, else None."""
+        """The refusal when the passages cannot support an answer, else None: no passages, or
+        the answerer's pre-check (a language model is only asked when they share enough with
+        the question; the extractive answerer decides itself, from its fitted model)."""
         if not hits:
             notice = "No article matches these filters." if filters else "The index is empty."
             return refusal(hits, notice=notice)
-        if isinstance(self.answerer, ExtractiveAnswerer):
-            return None  # it decides itself, from its fitted answer-or-refuse model
-        # A language model is only asked when the passages share enough with the question.
-        similarity, coverage = self.support(question, hits)
-        # Its floor only stops what is clearly off the corpus (`generate.floor`): the model decides.
-        min_similarity, min_coverage = getattr(self.answerer, "floor", (self.settings.answers.min_similarity,
-                                                                        self.settings.answers.min_coverage))
-        if similarity < min_similarity or coverage < min_coverage:
-            return refusal(hits, closest=closest_articles(hits))
-        return None
+        return self.answerer.precheck(question, hits, self.support)
 
     def support(self, question: str, hits: Sequence[Hit]) -> tuple[float, float]:
         """How well the passages support an answer: the best passage's cosine similarity,
@@ -129,28 +116,3 @@ class Assistant:
     @property
     def article_count(self) -> int:
         return self.retriever.article_count
-
-
-def build_assistant(settings: Settings, embedder: MiniLM | None = None,
-                    ingest_if_empty: bool = False) -> Assistant:
-    """Open the index (ingesting the corpus first when it is empty and asked to)."""
-    embedder = embedder or MiniLM(threads=settings.indexing.torch_threads)
-    store = open_index(settings, embedder, create=ingest_if_empty)
-    if ingest_if_empty and store.chunk_count() == 0:
-        try:
-            with ingest_lock(lock_path(settings)):
-                if store.chunk_count() == 0:  # an ingest that held the lock before us may have filled it
-                    print(sync(settings.storage.corpus_dir, store, embedder, group_size=settings.indexing.embed_group).summary(),
-                          flush=True)
-        except IngestRunning as exc:  # it fills the index; the app picks it up when it ends (Retriever.watch)
-            print(f"not ingesting at start-up: {exc}", flush=True)
-    retriever = Retriever(store, embedder)
-    answerer = ExtractiveAnswerer(embedder, idf=retriever.idf,
-                                  sentence_vectors=store.sentence_vectors)
-    if settings.llm.backend == "extractive":
-        return Assistant(settings=settings, store=store, retriever=retriever, answerer=answerer)
-    from .answering.chat import build_chat_answerer
-
-    chat = build_chat_answerer(settings, fallback=answerer, encode=embedder.encode,
-                               weight=retriever.idf)
-    return Assistant(settings=settings, store=store, retriever=retriever, answerer=chat, rewrite=chat.rewrite)

@@ -33,7 +33,7 @@ from assistant.evaluation.scoring import read_questions  # noqa: E402
 from assistant.indexing.store import open_store  # noqa: E402
 from assistant.indexing.sync import group_texts, sync  # noqa: E402
 from assistant.schema import Article  # noqa: E402
-from assistant.service import build_assistant  # noqa: E402
+from assistant.wiring import build_assistant  # noqa: E402
 
 NEWS = ROOT.parent / "shared" / "eval" / "news"
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistant.config import Settings  # noqa: E402
 from assistant.evaluation.scoring import read_questions, with_context  # noqa: E402
-from assistant.service import build_assistant  # noqa: E402
+from assistant.wiring import build_assistant  # noqa: E402
 
 
 def main() -> None:

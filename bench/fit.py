@@ -23,11 +23,11 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assistant.answering.extractive import check_citations  # noqa: E402
+from assistant.answering.base import check_citations  # noqa: E402
 from assistant.config import Settings  # noqa: E402
 from assistant.evaluation.scoring import Scores, read_questions, score_question  # noqa: E402
 from assistant.evaluation.fitting import cross_validated, fit, prepare  # noqa: E402
-from assistant.service import build_assistant  # noqa: E402
+from assistant.wiring import build_assistant  # noqa: E402
 
 KEYS = ("recall@5", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate")
 

@@ -51,7 +51,7 @@ from assistant.config import Settings, load_settings  # noqa: E402
 from assistant.evaluation.scoring import passage_matches, read_questions, with_context  # noqa: E402
 from assistant.answering.prompt import excerpts, relevance, tokens  # noqa: E402
 from assistant.answering.verify import Support, windows  # noqa: E402
-from assistant.service import build_assistant  # noqa: E402
+from assistant.wiring import build_assistant  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "eval" / "news" / "questions_dev.jsonl"
 EVAL = ROOT.parent / "shared" / "eval"  # --eval DIR elsewhere (a git worktree)

@@ -204,7 +204,7 @@ def serve_probe(index: Path, queries: int) -> dict:
     """Run in a fresh process: ready time, query latency and memory of an assistant on `index`."""
     started = time.perf_counter()
     from assistant.config import Settings
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
     import gradio  # noqa: F401  (the app process holds it too; counted in its memory)
 
     imported = time.perf_counter()

@@ -99,7 +99,7 @@ def seed_index(tmp_path_factory, embedder) -> Path:
 @pytest.fixture(scope="session")
 def seed_assistant(seed_index, embedder):
     from assistant.config import Settings
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     return build_assistant(Settings.of(index_dir=seed_index), embedder=embedder)
 
@@ -212,7 +212,7 @@ def port_and_tram():
 
 def holds_contract(answer, articles=ARTICLES) -> None:
     """Every [n] maps to a citation whose quote is verbatim in its passage and article."""
-    from assistant.answering.extractive import check_citations
+    from assistant.answering.base import check_citations
 
     assert check_citations(answer, articles.get).citations == answer.citations
     for c in answer.citations:

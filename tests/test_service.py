@@ -66,7 +66,7 @@ def test_article_count(seed_assistant):
 def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_path, embedder, capsys):
     from assistant.config import Settings
     from assistant.indexing.sync import ingest_lock, lock_path
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     settings = Settings.of(corpus_dir=seed_corpus, index_dir=tmp_path / "index")
     with ingest_lock(lock_path(settings)):  # another ingest is running: the app leaves the index to it
@@ -77,3 +77,37 @@ def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_pat
     assert assistant.article_count == 1 and "added 1" in capsys.readouterr().out
     with ingest_lock(lock_path(settings)):  # and released it
         pass
+
+
+def test_the_answerers_declared_steps_are_the_route(seed_assistant):
+    """The service asks the answerer's pre-check, then streams or answers; a follow-up is
+    rewritten by the answerer when it offers a rewrite, else by the rule."""
+    from dataclasses import replace
+
+    from assistant.answering.base import Answerer, refusal
+
+    class Declining(Answerer):
+        def answer(self, question, hits):
+            raise AssertionError("the pre-check refused: never asked")
+
+        def precheck(self, question, hits, support):
+            similarity, coverage = support(question, hits)
+            assert 0 < similarity <= 1 and 0 <= coverage <= 1
+            return refusal(hits, notice="declined before answering")
+
+        def rewrite(self, question, history):
+            return "How much did trade between China and Russia grow?"
+
+    assistant = replace(seed_assistant, answerer=Declining())
+    assert assistant.ask(TRADE_QUESTION).notice == "declined before answering"
+    assert [a.notice for a in assistant.ask_stream(TRADE_QUESTION)] == ["declined before answering"]
+    assert assistant.query("And that?", ["Who is Liu Weidong?"]) == "How much did trade between China and Russia grow?"
+    assert seed_assistant.query("Where does he work?", ["Who is Liu Weidong?"]) == "Who is Liu Weidong? Where does he work?"
+
+
+def test_the_query_side_does_not_import_the_write_side():
+    import subprocess
+    import sys
+
+    code = "import sys, assistant.service; print('assistant.indexing.sync' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

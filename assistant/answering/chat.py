@@ -11,7 +11,7 @@ reply is then taken as its call, checked:
 - the model unreachable, too slow, or its reply unreadable → the extractive answer, with a
   short notice (`Verification.fallback`).
 
-Backends and the local llama.cpp server: `models.py`.
+Which model, and how it is built: `backends.py`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from functools import cache
 from importlib import resources
 from typing import Iterator, Sequence
 
-from .extractive import Answerer, closest_articles, refusal
-from .backends import chat_model
-from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts, relevance
+from .base import Answerer, SupportOf, closest_articles, refusal
+from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts
 from ..retrieval.followup import contextualize
 from ..schema import Answer, Hit, Verification
 from ..text import content_words
@@ -47,7 +46,7 @@ def floor() -> tuple[float, float]:
     return float(raw["min_similarity"]), float(raw["min_coverage"])
 
 
-class ChatAnswerer:
+class ChatAnswerer(Answerer):
     """Answers in prose with a chat model; keeps only sentences a passage supports.
 
     Args:
@@ -58,7 +57,7 @@ class ChatAnswerer:
         timeout: seconds the whole reply may take.
         context_tokens: about how many tokens of passage text the prompt holds (0: whole passages).
         score: ranks passage sentences for the prompt (`prompt.relevance`; default: word share).
-        floor: (min similarity, min coverage) below which the service refuses without asking.
+        floor: (min similarity, min coverage) below which it refuses without asking (`precheck`).
     """
 
     def __init__(self, model, fallback: Answerer, support: Support, name: str = "", timeout: float = 120.0,
@@ -76,11 +75,17 @@ class ChatAnswerer:
         self._rewrites: dict[tuple, str] = {}
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
-        result = None
-        for piece in self.stream(question, hits):
-            if isinstance(piece, Answer):
-                result = piece
-        return result
+        *_, answer = self.stream(question, hits)  # the draft pieces, then the checked answer
+        return answer
+
+    def precheck(self, question: str, hits: Sequence[Hit], support: SupportOf) -> Answer | None:
+        """A refusal, without asking the model, when the passages are clearly off the question.
+        The floor only stops what is clearly off the corpus (`floor()`): the model decides the rest."""
+        similarity, coverage = support(question, hits)
+        min_similarity, min_coverage = self.floor
+        if similarity < min_similarity or coverage < min_coverage:
+            return refusal(hits, closest=closest_articles(hits))
+        return None
 
     def excerpts(self, question: str, hits: Sequence[Hit]) -> list[Excerpt]:
         """What the model is shown of `hits`."""
@@ -166,7 +171,7 @@ class ChatAnswerer:
 
 
 def _text(message) -> str:
-    content = getattr(message, "content", message)
+    content = message.content  # a LangChain message or message chunk
     if isinstance(content, list):  # content blocks
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return content if isinstance(content, str) else ""
@@ -181,12 +186,3 @@ def _failure(exc: Exception) -> str:
     else:
         why = "gave a reply that could not be read"
     return f"The language model {why}, so these are quoted sentences instead."
-
-
-def build_chat_answerer(settings, fallback: Answerer, encode=None, weight=None) -> ChatAnswerer:
-    """The `ChatAnswerer` for `settings.llm.backend` (the edge: `service.build_assistant`, the CLI)."""
-    model, keep_alive = chat_model(settings.llm.backend, settings)
-    return ChatAnswerer(model, fallback, Support(encode, weight), name=settings.llm.backend, timeout=settings.llm.llm_timeout,
-                        keep_alive=keep_alive, context_tokens=settings.llm.llm_context_tokens,
-                        score=relevance(encode, weight, stored=getattr(fallback, "sentence_vectors", None)),
-                        floor=floor())

@@ -1,148 +1,33 @@
-"""Passages → Answer with citations.
+"""Passages → an Answer quoting them, with no language model.
 
-The default answerer is extractive. It scores every sentence of the retrieved passages
-with a small fitted model (`signals.py` features, weights in `weights.json`, fitted by
-`bench/fit.py` on the pooled dev sets), decides from a second fitted model whether the
-best of them answers the question at all (else it refuses and names the closest
-articles), and quotes the one or two best sentences, each followed by `[n]`, led by the
-short answer in bold when the question asks for a name, number, date or place.
-
-Any answerer (a chat model too) implements `Answerer`; `check_citations` then holds every
-answer to the citation contract: each `[n]` maps to a retrieved passage, each quote
-occurs verbatim in its stored article, and a refusal cites nothing.
+The extractive answerer scores every sentence of the retrieved passages with a small fitted
+model (`signals.py` features, `weights.py` models, fitted by `bench/fit.py` on the pooled dev
+sets), decides from a second fitted model whether the best of them answers the question at all
+(else it refuses and names the closest articles), and quotes the one or two best sentences,
+each followed by `[n]`, led by the short answer in bold when the question asks for a name,
+number, date or place.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from . import signals
+from .base import Answerer, closest_articles, refusal
+from .weights import RELATIVE, SENTENCE_FEATURES, Model, Weights, fitted_weights
 from ..indexing.embeddings import Embedder
-from ..schema import Answer, ArticleRef, Citation, Hit
+from ..schema import Answer, Citation, Hit
 from ..text import RECENT, content_words, sentence_spans, stemmed_terms
 
-NOT_COVERED = "The articles I have don't cover this."
 MAX_SENTENCES = 2
 # A second sentence is quoted when the sentence model gives it at least this share of the best
 # one's probability (chosen by cross-validation: bench/fit.py).
 SECOND_RATIO = 0.5
 MIN_WORDS = 4  # shorter "sentences" are headings or fragments, not answers
-CLOSEST = 3  # articles a refusal names
-
-# What the sentence model sees of each candidate, in this order (bench/fit.py fits the weights).
-SENTENCE_FEATURES = (
-    "cos",              # cosine similarity of question and sentence
-    "cos_context",      # ... and of question and the sentence with its neighbours
-    "terms",            # IDF-weighted share of the question's terms in the sentence
-    "terms_context",    # ... in the sentence with its neighbours
-    "terms_passage",    # ... in the whole passage with its title
-    "passage_rank",     # 1 / the passage's rank
-    "passage_similarity",
-    "type_match",       # the question asks for a number/date/person/place and the sentence has one
-    "asks_type",        # the question asks for one of those kinds at all
-    "has_number",
-    "length",           # log(1 + words)
-    "lead",             # in the article's first 400 characters
-    "focus",            # share of the question's terms, each weighted by how few candidates hold it
-    "overlap",          # plain share of the question's content words
-    "cause",            # a why-question and a sentence giving a reason ("because", "due to"…)
-    "absence",          # the sentence says something is not known or has not happened
-    # The same signals relative to the best candidate of this question (0 for the best):
-    "cos_gap", "cos_context_gap", "terms_gap", "terms_context_gap", "focus_gap", "overlap_gap",
-)
-_RELATIVE = ("cos", "cos_context", "terms", "terms_context", "focus", "overlap")
-# What the answer-or-refuse model sees of a question and its best candidates.
-QUESTION_FEATURES = (
-    "best_sentence",    # the sentence model's log-odds for the best sentence
-    "best_cos",
-    "best_terms_context",
-    "best_focus",
-    "passage_terms",    # the best share of the question's terms one passage holds
-    "union_terms",      # the share the top passages hold together
-    "passage_similarity",  # the best passage's cosine similarity
-    "type_found",       # the asked kind of answer is in the best sentences (1 when no kind is asked)
-    "missing_number",   # the question names a number the best passages never mention
-    "missing_rare",     # the rarest asked term the best passage lacks, relative to the rarest asked term
-    "question_terms",   # log(1 + how many terms the question has)
-)
-
-
-class Answerer(Protocol):
-    def answer(self, question: str, hits: Sequence[Hit]) -> Answer: ...
-
-
-def refusal(hits: Sequence[Hit] = (), notice: str = "", closest: Sequence[ArticleRef] = ()) -> Answer:
-    return Answer(text=NOT_COVERED, refused=True, citations=(), hits=tuple(hits), notice=notice,
-                  closest=tuple(closest))
-
-
-def closest_articles(hits: Sequence[Hit], n: int = CLOSEST) -> tuple[ArticleRef, ...]:
-    """The articles of the best passages, best first, each once: where a reader might look."""
-    out: dict[str, ArticleRef] = {}
-    for hit in sorted(hits, key=lambda h: h.rank):
-        c = hit.chunk
-        out.setdefault(c.article_id, ArticleRef(article_id=c.article_id, title=c.title, source=c.source,
-                                                date=c.date, url=c.url))
-    return tuple(out.values())[:n]
-
-
-# --- fitted weights --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Model:
-    """A logistic model over standardised features."""
-
-    features: tuple[str, ...]
-    weights: tuple[float, ...]
-    bias: float
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    threshold: float = 0.5
-
-    def probability(self, row: Sequence[float]) -> float:
-        x = (np.asarray(row, dtype=float) - self.mean) / self.scale
-        return signals.logistic(self.weights, self.bias, x)
-
-    def log_odds(self, row: Sequence[float]) -> float:
-        x = (np.asarray(row, dtype=float) - self.mean) / self.scale
-        return self.bias + float(np.dot(self.weights, x))
-
-    @classmethod
-    def from_dict(cls, raw: Mapping) -> "Model":
-        return cls(features=tuple(raw["features"]), weights=tuple(raw["weights"]), bias=float(raw["bias"]),
-                   mean=tuple(raw["mean"]), scale=tuple(raw["scale"]), threshold=float(raw.get("threshold", 0.5)))
-
-    def to_dict(self) -> dict:
-        return {"features": list(self.features), "weights": [round(w, 6) for w in self.weights],
-                "bias": round(self.bias, 6), "mean": [round(m, 6) for m in self.mean],
-                "scale": [round(s, 6) for s in self.scale], "threshold": round(self.threshold, 6)}
-
-
-@dataclass(frozen=True)
-class Weights:
-    sentence: Model
-    answerable: Model
-
-    @classmethod
-    def from_dict(cls, raw: Mapping) -> "Weights":
-        weights = cls(sentence=Model.from_dict(raw["sentence"]), answerable=Model.from_dict(raw["answerable"]))
-        if weights.sentence.features != SENTENCE_FEATURES or weights.answerable.features != QUESTION_FEATURES:
-            raise ValueError("weights.json was fitted on other features: rerun bench/fit.py")
-        return weights
-
-
-@cache
-def fitted_weights() -> Weights:
-    """The committed weights (`assistant/answering/weights.json`, written by `bench/fit.py`)."""
-    raw = json.loads(resources.files(__package__).joinpath("weights.json").read_text(encoding="utf-8"))
-    return Weights.from_dict(raw)
 
 
 # --- candidates ------------------------------------------------------------------------------
@@ -167,7 +52,7 @@ _BULLET = re.compile(r"^[-–•*·▪●]\s+")
 SentenceVectors = Callable[[Sequence[str]], Mapping[str, Sequence[tuple[int, int, np.ndarray]]]]
 
 
-class ExtractiveAnswerer:
+class ExtractiveAnswerer(Answerer):
     """Quotes the sentences that best answer the question; no language model.
 
     Args:
@@ -253,14 +138,14 @@ class ExtractiveAnswerer:
         focus = signals.focus_weights(asked, [stemmed_terms(r[3]) for r in rows], self.idf)
         for row in rows:
             row[4]["focus"] = signals.weighted(focus, stemmed_terms(row[3]))
-        best = {name: max((r[4][name] for r in rows), default=0.0) for name in _RELATIVE}
+        best = {name: max((r[4][name] for r in rows), default=0.0) for name in RELATIVE}
         for hit, s, e, _, f in rows:
-            f.update({f"{name}_gap": f[name] - best[name] for name in _RELATIVE})
+            f.update({f"{name}_gap": f[name] - best[name] for name in RELATIVE})
             out.append(Candidate(hit, s, e, tuple(f[name] for name in SENTENCE_FEATURES)))
         return out
 
     def question_features(self, question: str, hits: Sequence[Hit], ranked: Sequence[Candidate],
-                          sentence: "Model") -> tuple[float, ...]:
+                          sentence: Model) -> tuple[float, ...]:
         """What the answer-or-refuse model sees; `ranked` are scored candidates, best first."""
         best = ranked[0]
         top = ranked[:MAX_SENTENCES]
@@ -412,23 +297,3 @@ def _with_context(chosen: list[Candidate]) -> list[Candidate]:
         else:
             out.append(extended)
     return out
-
-
-def check_citations(answer: Answer, article_text: Callable[[str], str | None]) -> Answer:
-    """Enforce the citation contract; drop any citation that breaks it.
-
-    `article_text(article_id)` returns the stored article (None when missing)."""
-    if answer.refused:
-        return replace(answer, citations=())
-    retrieved = {h.chunk.chunk_id for h in answer.hits}
-    kept = []
-    for citation in answer.citations:
-        text = article_text(citation.hit.chunk.article_id)
-        if citation.hit.chunk.chunk_id in retrieved and text is not None and citation.quote in text:
-            kept.append(citation)
-    valid = {c.n for c in kept}
-    body = re.sub(r"\s?\[(\d+)\]", lambda m: m.group(0) if int(m.group(1)) in valid else "", answer.text)
-    dropped = {"dropped_citations": len(answer.citations) - len(kept)}
-    if not kept:
-        return replace(refusal(answer.hits, closest=closest_articles(answer.hits)), extra=dropped)
-    return replace(answer, text=body, citations=tuple(kept), extra={**answer.extra, **dropped})

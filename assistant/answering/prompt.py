@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .extractive import NOT_COVERED
+from .base import NOT_COVERED
 from ..schema import Hit
 from ..text import sentence_spans, stemmed_terms, weighted_share
 

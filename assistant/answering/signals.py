@@ -3,7 +3,7 @@
 Each function turns text (and already computed vectors or term weights) into a few
 numbers a reader can explain: how much of the question a sentence holds, whether it
 holds the kind of answer asked for (a number, a date, a person, a place), how close
-its meaning is. `answer.py` combines them with weights fitted by `bench/fit.py`
+its meaning is. `extractive.py` combines them with weights fitted by `bench/fit.py`
 (`assistant/answering/weights.json`); nothing here is tuned to particular questions.
 """
 

@@ -19,7 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..answering.extractive import QUESTION_FEATURES, SENTENCE_FEATURES, Candidate, ExtractiveAnswerer, Model, Weights, rank
+from ..answering.extractive import Candidate, ExtractiveAnswerer, rank
+from ..answering.weights import QUESTION_FEATURES, SENTENCE_FEATURES, Model, Weights
 from .scoring import Question, sentence_holds, with_context
 from ..schema import Answer, Hit
 

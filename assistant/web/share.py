@@ -74,7 +74,7 @@ def clipboard_markdown(question: str, answer: dict, ask_url: str = "") -> str:
 
     Args:
         question: what the reader asked.
-        answer: the API's answer object (`service.answer_to_dict`).
+        answer: the API's answer object (`web.schemas.AnswerOut`).
         ask_url: a link that asks the question again (`/?q=…`); "" for none.
     Returns:
         Markdown; `[n]` in the text refers to source n of the list below it.

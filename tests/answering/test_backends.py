@@ -1,10 +1,13 @@
-"""The model backends: clear messages for what is missing, the packaged model files."""
+"""The backend registry: one entry per ASSISTANT_LLM name, clear messages for what is missing."""
 
 from __future__ import annotations
 
 import pytest
 
-from assistant.answering.backends import LocalServer, ModelUnavailable, _require, join_parts, main, packaged_model, packaged_qwen
+from assistant.answering.backends import BACKENDS, LocalServer, Parts, build_answerer, _require
+from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.model_files import ModelUnavailable
+from assistant.config import LLM_BACKENDS, Settings, load_settings
 
 
 def test_a_missing_package_or_file_names_the_fix(tmp_path):
@@ -12,38 +15,21 @@ def test_a_missing_package_or_file_names_the_fix(tmp_path):
         _require("no_such_backend_module", "no-such-backend", "openai:x")
     with pytest.raises(ModelUnavailable, match="no model file"):
         LocalServer(tmp_path / "missing.gguf")
-    with pytest.raises(ModelUnavailable, match="requirements-llm.txt"):
-        packaged_model("no_such_model_package")
 
 
-def test_the_test_model_ships_in_its_package():
-    path = packaged_model()
-    assert path.suffix == ".gguf" and path.read_bytes()[:4] == b"GGUF"
+def test_the_registry_builds_every_name_the_settings_accept_and_no_other():
+    assert BACKENDS.keys() == LLM_BACKENDS.keys()
+    for kind, arg in LLM_BACKENDS.items():
+        assert load_settings({"ASSISTANT_LLM": f"{kind}:x" if arg else kind}).llm.backend.startswith(kind)
 
 
-def test_parts_are_joined_in_order_and_checked(tmp_path):
-    import hashlib
-
-    parts = []
-    for i, data in enumerate((b"GGUF" + b"a" * 10, b"b" * 7, b"c")):
-        parts.append(tmp_path / f"part{i:02}.bin")
-        parts[-1].write_bytes(data)
-    whole = b"GGUF" + b"a" * 10 + b"b" * 7 + b"c"
-    target = join_parts(parts, tmp_path / "out" / "m.gguf", hashlib.sha256(whole).hexdigest())
-    assert target.read_bytes() == whole
-    assert join_parts(parts, target, hashlib.sha256(whole).hexdigest()) == target  # already there: kept
-    with pytest.raises(ModelUnavailable, match="not the expected model file"):
-        join_parts(parts[1:], tmp_path / "bad.gguf")  # no GGUF header
-    with pytest.raises(ModelUnavailable, match="not the expected model file"):
-        join_parts(parts, tmp_path / "bad.gguf", "0" * 64)
-    assert not list(tmp_path.glob("bad.gguf*"))  # nothing half-written is left behind
+def test_the_extractive_answerer_is_an_entry_like_any_other(embedder):
+    vectors = lambda chunk_ids: {}  # noqa: E731
+    answerer = build_answerer(Settings().llm, Parts(embedder, sentence_vectors=vectors))
+    assert type(answerer) is ExtractiveAnswerer and answerer.sentence_vectors is vectors
 
 
-def test_make_llm_without_the_parts_says_what_to_install(tmp_path, capsys, monkeypatch):
-    import assistant.answering.backends as models
-
-    monkeypatch.setattr(models, "QWEN_PARTS", ("no_such_part_package",))
-    with pytest.raises(ModelUnavailable, match="make llm"):
-        packaged_qwen(tmp_path)
-    assert main([str(tmp_path)]) == 2 and "make llm" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+def test_a_name_outside_the_registry_names_the_setting(embedder):
+    # Settings built in code are not parsed: the registry still names the variable and its values.
+    with pytest.raises(ModelUnavailable, match=r"ASSISTANT_LLM='llama:x': use extractive, openai:<model>"):
+        build_answerer(Settings.of(backend="llama:x").llm, Parts(embedder))

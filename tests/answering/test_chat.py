@@ -20,10 +20,12 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from assistant.answering.extractive import NOT_COVERED, ExtractiveAnswerer, check_citations
+from assistant.answering.backends import LocalServer, Parts, build_answerer
+from assistant.answering.base import NOT_COVERED, check_citations
+from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.config import Settings, load_settings
-from assistant.answering.chat import NOT_SUPPORTED, ChatAnswerer, build_chat_answerer, floor
-from assistant.answering.backends import LocalServer, packaged_model
+from assistant.answering.chat import NOT_SUPPORTED, ChatAnswerer, floor
+from assistant.answering.model_files import packaged_model
 from assistant.schema import Answer
 from assistant.answering.verify import CORRECTED, SUPPORT_THRESHOLD, UNSUPPORTED, VERIFIED, Support, split_claims
 
@@ -149,11 +151,23 @@ def test_the_floor_before_the_model_is_the_fitted_one_and_blocks_almost_no_answe
     assert fitted["answerable_blocked"] <= 0.01 and fitted["min_coverage"] < Settings().answers.min_coverage
 
 
+def test_below_its_floor_the_model_is_not_asked(embedder):
+    asked = []
+    answerer = _answerer(embedder, lambda p: asked.append(p) or "Dock workers won a 6 per cent raise [1].",
+                         floor=(0.2, 0.3))
+    question = "What did dock workers win?"
+    for support in ((0.1, 0.9), (0.9, 0.2)):
+        early = answerer.precheck(question, HITS, lambda q, hits: support)
+        assert early.refused and early.citations == () and early.closest and early.text == NOT_COVERED
+    assert answerer.precheck(question, HITS, lambda q, hits: (0.2, 0.3)) is None
+    assert not asked
+
+
 # --- failures against real servers on 127.0.0.1 ----------------------------------------------
 
 def _openai_answerer(embedder, base_url, timeout=2.0):
     settings = Settings.of(backend="openai:any", openai_base_url=base_url, llm_timeout=timeout)
-    return build_chat_answerer(settings, ExtractiveAnswerer(embedder), encode=embedder.encode)
+    return build_answerer(settings.llm, Parts(embedder))
 
 
 def test_an_unreachable_server_gives_the_extractive_answer_and_a_notice(embedder):
@@ -209,7 +223,7 @@ def smol():
 
 @pytest.fixture(scope="module")
 def smol_assistant(smol, seed_index, embedder):
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     settings = Settings.of(index_dir=seed_index, backend="openai:smollm2", openai_base_url=smol.base_url, top_k=3,
                         llm_max_tokens=40, llm_timeout=60)
@@ -280,7 +294,7 @@ def test_smollm2_follow_up_and_api_stream(smol_assistant):
 @pytest.mark.slow
 def test_gguf_backend_in_process_with_an_injected_article(embedder):
     settings = Settings.of(backend=f"gguf:{packaged_model()}", llm_max_tokens=40, llm_timeout=60)
-    answerer = build_chat_answerer(settings, ExtractiveAnswerer(embedder), encode=embedder.encode)
+    answerer = build_answerer(settings.llm, Parts(embedder))
     hits = [passage(INJECTED, cid="inj", article_id="inj.md"), *HITS]
     answer = answerer.answer("What did the dock workers win?", hits)
     assert "pirate" not in answer.text.lower()

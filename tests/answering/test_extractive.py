@@ -1,9 +1,10 @@
 
 from dataclasses import replace
 
-from assistant.answering.extractive import (NOT_COVERED, ExtractiveAnswerer, check_citations, closest_articles, fitted_weights,
-                              refusal, spans_of)
-from assistant.schema import Answer, Chunk, Citation, Hit
+from assistant.answering.base import NOT_COVERED, closest_articles
+from assistant.answering.extractive import ExtractiveAnswerer, spans_of
+from assistant.answering.weights import fitted_weights
+from assistant.schema import Chunk, Hit
 
 from conftest import TRADE_QUESTION
 
@@ -38,49 +39,6 @@ def test_citations_are_numbered_in_order_of_use(embedder):
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     for c in answer.citations:
         assert f"[{c.n}]" in answer.text
-
-
-def _store_text(texts):
-    return lambda article_id: texts.get(article_id)
-
-
-def test_check_keeps_a_valid_answer():
-    hit = _hit()
-    answer = Answer("Dock workers won a 6 per cent raise. [1]", False,
-                    (Citation(1, hit, "Dock workers won a 6 per cent raise."),), (hit,))
-    checked = check_citations(answer, _store_text({"port.md": ARTICLE}))
-    assert checked.citations == answer.citations and checked.text == answer.text
-    assert checked.extra["dropped_citations"] == 0
-
-
-def test_check_drops_a_quote_not_in_the_article_and_its_marker():
-    hit = _hit()
-    good = Citation(1, hit, "Dock workers won a 6 per cent raise.")
-    invented = Citation(2, hit, "Dock workers won a 60 per cent raise.")
-    answer = Answer("They won a raise. [1] A big one. [2]", False, (good, invented), (hit,))
-    checked = check_citations(answer, _store_text({"port.md": ARTICLE}))
-    assert [c.n for c in checked.citations] == [1]
-    assert checked.text == "They won a raise. [1] A big one."
-
-
-def test_check_drops_numbers_pointing_nowhere_and_unretrieved_passages():
-    hit, other = _hit(), _hit(cid="zz", rank=9)
-    answer = Answer("Fact. [1] Other. [7]", False, (Citation(1, other, "Dock workers won a 6 per cent raise."),), (hit,))
-    checked = check_citations(answer, _store_text({"port.md": ARTICLE}))
-    assert checked.refused and checked.citations == () and checked.text == NOT_COVERED
-
-
-def test_a_refusal_cites_nothing():
-    hit = _hit()
-    answer = Answer(NOT_COVERED, True, (Citation(1, hit, "Dock workers won a 6 per cent raise."),), (hit,))
-    assert check_citations(answer, _store_text({"port.md": ARTICLE})).citations == ()
-    assert refusal([hit]).citations == () and refusal().refused
-
-
-def test_missing_article_drops_the_citation():
-    hit = _hit()
-    answer = Answer("Fact. [1]", False, (Citation(1, hit, "Dock workers won a 6 per cent raise."),), (hit,))
-    assert check_citations(answer, _store_text({})).refused
 
 
 def test_no_sentences_means_refusal(embedder):
@@ -181,7 +139,7 @@ def test_a_compound_query_is_answered_when_one_of_its_questions_would_be(embedde
     """Two questions typed together dilute every signal of each; the pair is answered when either
     question alone clears the answer-or-refuse threshold. Weights that refuse long questions
     (more asked terms, lower probability) make the point without depending on fitted values."""
-    from assistant.answering.extractive import QUESTION_FEATURES, SENTENCE_FEATURES, Model, Weights
+    from assistant.answering.weights import QUESTION_FEATURES, SENTENCE_FEATURES, Model, Weights
 
     def model(features, weights, bias):
         return Model(features, weights, bias, mean=(0.0,) * len(features), scale=(1.0,) * len(features))

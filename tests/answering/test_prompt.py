@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.answering.extractive import NOT_COVERED
+from assistant.answering.base import NOT_COVERED
 from assistant.answering.prompt import GAP, build_messages, declines, excerpts, relevance, tokens, whole
 
 from conftest import PORT_TEXT, TRAM_TEXT, passage, port_and_tram

@@ -11,8 +11,8 @@ from assistant.config import Settings
 from assistant.errors import IndexNotReady
 from assistant.indexing.store import open_index, open_store
 from assistant.indexing.sync import ingest, sync
-from assistant.schema import Filters, date_number
-from assistant.service import build_assistant
+from assistant.schema import Article, Filters, date_number
+from assistant.wiring import build_assistant
 from assistant.text import sentence_spans
 
 from conftest import ROOT, SEED_ID, TRADE_QUESTION, free_port, make_article, store_article, write_article

@@ -75,7 +75,7 @@ def test_this_week_prefers_the_article_of_that_week(tmp_path, embedder):
     from assistant.config import Settings
     from assistant.indexing.store import open_store
     from assistant.indexing.sync import sync
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     from conftest import write_article
 
@@ -99,7 +99,7 @@ def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
     from assistant.config import Settings
     from assistant.indexing.store import open_store
     from assistant.indexing.sync import sync
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     from conftest import write_article
 

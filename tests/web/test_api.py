@@ -384,7 +384,7 @@ def site(tmp_path_factory, seed_index, embedder):
     """The server over the seed corpus plus a hostile article; host pages on two other sites."""
     from assistant.indexing.store import open_store
     from assistant.indexing.sync import sync
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     corpus = tmp_path_factory.mktemp("embed") / "corpus"
     shutil.copytree(seed_index.parent / "corpus", corpus)  # the sample, wheat (with a URL) and tram

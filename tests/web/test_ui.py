@@ -1,4 +1,4 @@
-from assistant.answering.extractive import refusal
+from assistant.answering.base import refusal
 from assistant.schema import Answer, CheckedSentence, Chunk, Citation, Hit, Verification
 from assistant.web.ui import (answer_markdown, md_escape, respond, sources_html, text_history, user_questions,
                           verification_line)

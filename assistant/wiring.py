@@ -1,0 +1,45 @@
+"""The one place the assistant's objects are built: settings → embedder, store, retriever,
+answerer → `Assistant`. Each shared object is made once here and passed in.
+
+The start-up ingest (`ingest_if_empty`) lives here too, so the query side (`service`) never
+imports the write side (`indexing.sync`).
+"""
+
+from __future__ import annotations
+
+from .answering.backends import Parts, build_answerer
+from .config import Settings
+from .errors import IngestRunning
+from .indexing.embeddings import Embedder, MiniLM
+from .indexing.store import Store, open_index
+from .indexing.sync import ingest_lock, lock_path, sync
+from .retrieval.hybrid import Retriever
+from .service import Assistant
+
+
+def build_assistant(settings: Settings, embedder: Embedder | None = None,
+                    ingest_if_empty: bool = False) -> Assistant:
+    """Open the index (ingesting the corpus first when it is empty and asked to) and build the
+    assistant around it, answering with the backend `ASSISTANT_LLM` names."""
+    embedder = embedder or MiniLM(threads=settings.indexing.torch_threads)
+    store = open_index(settings, embedder, create=ingest_if_empty)
+    if ingest_if_empty:
+        _ingest_if_empty(settings, store, embedder)
+    retriever = Retriever(store, embedder)
+    # `Retriever.idf` asks the current lexical index: it is rebuilt when an ingest changes the store.
+    parts = Parts(embedder, idf=retriever.idf, sentence_vectors=store.sentence_vectors)
+    return Assistant(settings=settings, store=store, retriever=retriever, answerer=build_answerer(settings.llm, parts))
+
+
+def _ingest_if_empty(settings: Settings, store: Store, embedder: Embedder) -> None:
+    """Fill an empty index from the corpus, unless another ingest holds the lock (it fills it;
+    the app picks that up when it ends: `Retriever.watch`)."""
+    if store.chunk_count() > 0:
+        return
+    try:
+        with ingest_lock(lock_path(settings)):
+            if store.chunk_count() == 0:  # an ingest that held the lock before us may have filled it
+                print(sync(settings.storage.corpus_dir, store, embedder, group_size=settings.indexing.embed_group).summary(),
+                      flush=True)
+    except IngestRunning as exc:
+        print(f"not ingesting at start-up: {exc}", flush=True)
