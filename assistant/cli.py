@@ -1,4 +1,4 @@
-"""`python -m assistant ingest|add|feeds|status|search|ask|feedback|eval`: a stable contract for scripts."""
+"""`policy-desk ingest|add|feeds|status|search|ask|feedback|eval` (or `python -m assistant …`): a stable contract for scripts."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def _passages(raw: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    # Named as it was called: the console script, or the module.
+    prog = "policy-desk" if Path(sys.argv[0]).name == "policy-desk" else "python -m assistant"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name, run, help):
