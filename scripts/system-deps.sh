@@ -28,6 +28,10 @@ if [ "$EUID" -ne 0 ]; then
   echo "  sudo apt-get install -y $packages" >&2
   exit 1
 fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "make test needs $packages (Debian's package names); install them, then run make test again" >&2
+  exit 1
+fi
 echo "installing $packages (apt-get)" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq </dev/null

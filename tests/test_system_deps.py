@@ -73,3 +73,12 @@ def test_root_runs_apt_get_without_questions_then_checks_again(tmp_path):
     ]
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == "still missing after apt-get install: chromium redis-server npm"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the install branch runs as root")
+def test_root_without_apt_get_names_the_packages():
+    proc = run({"PATH": "/nonexistent", "PYTHON": sys.executable, "VENV": "/nonexistent"})
+
+    assert proc.returncode == 1
+    assert proc.stderr == ("make test needs chromium redis-server npm (Debian's package names); "
+                           "install them, then run make test again\n")
