@@ -8,11 +8,15 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run ingest test bench eval clean llm
+.PHONY: install run ingest test bench eval clean llm system-deps
 
-$(VENV)/.installed: requirements.txt
+# The pinned set, then this project on top of it, editable and without dependencies (so bench/
+# scripts import `assistant`, and .venv/bin/policy-desk exists); setuptools comes pinned in
+# requirements.txt, hence no build isolation and no network for this step.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -43,7 +47,13 @@ ingest: install
 run: ingest
 	$(PY) app.py
 
-test: install $(VENV)/.installed-llm $(AXE)
+# What the tests need from the machine (chromium, redis-server, npm; python3-venv before .venv
+# exists): installed with apt-get as root, else a stop with the command to run. First, so that
+# the venv and npm are there for the steps after it.
+system-deps:
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/system-deps.sh
+
+test: system-deps install $(VENV)/.installed-llm $(AXE)
 	$(PY) -m pytest
 
 bench: install

@@ -1,4 +1,4 @@
-"""`python -m assistant ingest|add|feeds|status|search|ask|feedback|eval`: a stable contract for scripts."""
+"""`policy-desk ingest|add|feeds|status|search|ask|feedback|eval` (or `python -m assistant …`): a stable contract for scripts."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def _passages(raw: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    # Named as it was called: the console script, or the module.
+    prog = "policy-desk" if Path(sys.argv[0]).name == "policy-desk" else "python -m assistant"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name, run, help):
@@ -297,46 +299,22 @@ def _feedback(args, settings: Settings) -> int:
 
 
 def _eval(args, settings: Settings) -> int:
-    from .answering.base import check_citations
-    from .evaluation.scoring import Scores, read_questions, score_question
-    from .evaluation.fitting import cross_validated, prepare
+    from .evaluation.run import evaluate, langchain_baseline, with_llm
+    from .evaluation.scoring import read_questions
     from .wiring import build_assistant
 
     if args.folds == 1 or args.folds < 0:
         raise AssistantError("--folds takes 2 or more parts")
     assistant = build_assistant(settings.with_(top_k=args.k, backend="extractive"))
     questions = [q for path in args.questions for q in read_questions(path)]
-    cases = prepare(assistant, questions)
-    text = assistant.store.article_text
-    answers = {"committed": [check_citations(assistant.answerer.compose(c.query, c.hits, c.candidates), text)
-                             for c in cases]}
-    if args.folds:
-        answers[f"cv{args.folds}"] = [check_citations(a, text) for a in
-                                      cross_validated(cases, assistant.answerer, args.folds)]
-    sets = sorted({q.source_file for q in questions}, key=[q.source_file for q in questions].index)
-    tables, records = {}, []
-    for name, given in answers.items():
-        per_set = {s: Scores() for s in sets + ["pooled"]}
-        for case, answer in zip(cases, given):
-            for key in (case.question.source_file, "pooled"):
-                record = score_question(per_set[key], case.question, list(case.ranked), answer, text)
-            if name == "committed":
-                records.append(record | {"answerer": "extractive"})
-        for key, scores in per_set.items():
-            if key != "pooled" or len(sets) > 1:
-                tables[f"{name}: {key}"] = scores.table()
-    generative = _generative(args, settings, assistant)
-    if generative:
-        llm_tables, llm_records = _llm_tables(generative, cases, answers["committed"], text)
-        tables.update(llm_tables)
-        records += llm_records
-    if args.baseline:
-        tables["langchain (retrieval only)"] = _baseline_table(args, settings, assistant,
-                                                               [(c.question, c.query) for c in cases])
+    llm = with_llm(assistant, settings, args.llm) if args.llm else None
+    baseline = (langchain_baseline(settings.storage.corpus_dir, settings.storage.index_dir / "baseline-langchain",
+                                   assistant.retriever.embedder) if args.baseline else None)
+    report = evaluate(assistant, questions, folds=args.folds, llm=llm, baseline=baseline)
+    tables = report.tables
     if args.failures:
-        misses = [r for r in records if (r["type"] != "unanswerable" and not r.get("evidence_in_answer"))
-                  or (r["type"] == "unanswerable" and not r.get("handled"))]
-        args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in misses), encoding="utf-8")
+        args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.misses()),
+                                 encoding="utf-8")
     if args.json:
         print(json.dumps(tables if len(tables) > 1 else next(iter(tables.values())), indent=1))
     else:
@@ -347,61 +325,6 @@ def _eval(args, settings: Settings) -> int:
             for key in keys:
                 print(f"  {key:<{width}}  {_cell(table.get(key))}")
     return 0
-
-
-def _llm_tables(generative, cases, extractive, text) -> tuple[dict, list[dict]]:
-    """The same passages answered by a language model, scored beside the extractive answers;
-    with its per-question records (answerer "llm", the model's draft and outcome)."""
-    from .evaluation.scoring import Scores, score_question
-    from .answering.verify import answer_citation_precision, model_citation_precision
-
-    scores, support = Scores(), generative.answerer.support
-    precision = {"ours": [0, 0], "llm": [0, 0], "model": [0, 0], "fallbacks": 0}
-    first_tokens, records = [], []
-    for case, answer in zip(cases, extractive):
-        written = generative.respond(case.query, list(case.hits))
-        record = score_question(scores, case.question, list(case.ranked), written, text)
-        v = written.verification
-        records.append(record | {"answerer": "llm", "draft": v.draft if v else None,
-                                 "outcome": (v.outcome if v else "floor"),
-                                 "first_token": v.first_token if v else None})
-        for key, a in (("ours", answer), ("llm", written)):
-            checked_pair = answer_citation_precision(a, support, case.query)
-            precision[key] = [x + y for x, y in zip(precision[key], checked_pair)]
-        checked = written.verification
-        precision["fallbacks"] += bool(checked and checked.fallback)
-        precision["model"] = [x + y for x, y in zip(precision["model"], model_citation_precision(checked))]
-        if checked and checked.first_token is not None:
-            first_tokens.append(checked.first_token)
-    share = lambda pair: round(pair[1] / pair[0], 3) if pair[0] else None  # noqa: E731
-    table = scores.table()
-    table.update(citation_precision=share(precision["llm"]), model_citation_precision=share(precision["model"]),
-                 model_answer_fell_back=precision["fallbacks"], extractive_citation_precision=share(precision["ours"]),
-                 **_first_token(first_tokens))
-    return {"llm: pooled": table}, records
-
-
-def _generative(args, settings: Settings, assistant):
-    """The same assistant answering with `--llm SPEC`, or None."""
-    if not args.llm:
-        return None
-    from dataclasses import replace as copy
-
-    from .answering.backends import Parts, build_answerer
-
-    parts = Parts(assistant.retriever.embedder, idf=assistant.retriever.idf,
-                  sentence_vectors=assistant.store.sentence_vectors)
-    return copy(assistant, answerer=build_answerer(settings.with_(backend=args.llm).llm, parts))
-
-
-def _first_token(seconds: list[float]) -> dict:
-    """Time to the model's first token, p50 and p95 (None when it never answered)."""
-    import numpy as np
-
-    if not seconds:
-        return {"first_token_p50_s": None, "first_token_p95_s": None}
-    return {"first_token_p50_s": round(float(np.percentile(seconds, 50)), 2),
-            "first_token_p95_s": round(float(np.percentile(seconds, 95)), 2)}
 
 
 def _verification_lines(v: dict | None) -> list[str]:
@@ -418,28 +341,3 @@ def _verification_lines(v: dict | None) -> list[str]:
 
 def _cell(value) -> str:
     return "—" if value is None else str(value)
-
-
-def _baseline_table(args, settings: Settings, assistant, questions) -> dict:
-    """Retrieval scores of LangChain's stock recipe on the same cleaned articles; it has no
-    answer step, so its answer columns stay empty."""
-    from .evaluation.baseline import LangChainBaseline
-    from .sources.corpus import iter_corpus
-    from .evaluation.scoring import Scores, first_hit_rank
-    from .schema import Article
-
-    articles = [a for a in iter_corpus(settings.storage.corpus_dir) if isinstance(a, Article)]
-    baseline = LangChainBaseline(articles, assistant.retriever.embedder, settings.storage.index_dir / "baseline-langchain")
-    scores = Scores()
-    for q, query in questions:
-        if q.answerable:
-            scores.answerable += 1
-            scores.ranks.append(first_hit_rank(baseline.search(query, k=10), q.evidence))
-        else:
-            scores.unanswerable += 1
-    table = scores.table()
-    for key in ("evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate",
-                "answer_contains_gold", "quote_verbatim_rate",
-                "refusals_with_citations", "citations_dropped_by_check"):
-        table[key] = None
-    return table

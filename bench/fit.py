@@ -5,7 +5,7 @@
 The sentence model learns which sentence of the retrieved passages holds the gold evidence;
 the answer-or-refuse model learns, from the best sentences' signals, whether the question is
 answerable from the articles at all. Both are logistic regressions over the features named in
-`assistant/answer.py`. Prints the cross-validated figures (each question answered by weights
+`assistant/answering/extractive.py`. Prints the cross-validated figures (each question answered by weights
 fitted without its fold), then writes the weights fitted on everything, with the sets, the
 folds and the held-back figures recorded beside them.
 """
@@ -15,18 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from assistant.answering.base import check_citations  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.evaluation.scoring import Scores, read_questions, score_question  # noqa: E402
 from assistant.evaluation.fitting import cross_validated, fit, prepare  # noqa: E402
+from assistant.evaluation.run import score_sets  # noqa: E402
+from assistant.evaluation.scoring import read_questions  # noqa: E402
 from assistant.wiring import build_assistant  # noqa: E402
 
 KEYS = ("recall@5", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate")
@@ -51,10 +50,7 @@ def main() -> None:
     text = assistant.store.article_text
     held_back = cross_validated(cases, assistant.answerer, args.folds)
     sets = list(dict.fromkeys(q.source_file for q in questions))
-    scores = {name: Scores() for name in sets + ["pooled"]}
-    for case, answer in zip(cases, held_back):
-        for name in (case.question.source_file, "pooled"):
-            score_question(scores[name], case.question, list(case.ranked), check_citations(answer, text), text)
+    scores, _ = score_sets(cases, [check_citations(a, text) for a in held_back], text, sets)
     figures = {name: {k: s.table()[k] for k in KEYS} | {"questions": s.table()["questions"]}
                for name, s in scores.items()}
     print(f"cross-validated ({args.folds} folds, grouped by follow-up chain):")

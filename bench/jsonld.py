@@ -1,5 +1,5 @@
 """How many saved news pages yield a title, a date, an outlet and body text, without and with
-the JSON-LD `articleBody` fallback (assistant/jsonld.py), through the corpus reader.
+the JSON-LD `articleBody` fallback (assistant/sources/jsonld.py), through the corpus reader.
 
     .venv/bin/python bench/jsonld.py DIR [--min-words 100]
 
@@ -15,10 +15,8 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from assistant.sources import corpus  # noqa: E402
-from assistant.errors import UnreadableFile  # noqa: E402
+from assistant.errors import UnreadableFile
+from assistant.sources import corpus
 
 FIELDS = ("title", "date", "outlet", "body")
 

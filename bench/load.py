@@ -31,7 +31,6 @@ from urllib.parse import urlparse
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 from benchmark import percentile  # noqa: E402
 
 QUESTIONS = ["How much did trade between China and Russia grow?", "Who is Liu Weidong?",

@@ -1,0 +1,43 @@
+from assistant.evaluation.run import ANSWER_KEYS, Report, evaluate, first_token, langchain_baseline
+from assistant.evaluation.scoring import read_questions
+
+from conftest import ROOT
+
+SEED_SETS = [ROOT.parent / "shared" / "eval" / name for name in ("seed_questions.jsonl", "seed_natural_dev.jsonl")]
+
+
+def test_evaluate_scores_each_set_pooled_held_back_and_the_baseline(seed_assistant, seed_corpus, embedder, tmp_path):
+    questions = [q for path in SEED_SETS for q in read_questions(path)]
+    baseline = langchain_baseline(seed_corpus, tmp_path / "baseline", embedder)
+
+    report = evaluate(seed_assistant, questions, folds=2, baseline=baseline)  # one set alone: test_cli's eval
+
+    sets = [f"{answers}: {name}" for answers in ("committed", "cv2")
+            for name in ("seed_questions.jsonl", "seed_natural_dev.jsonl", "pooled")]
+    assert list(report.tables) == sets + ["langchain (retrieval only)"]
+    pooled = report.tables["committed: pooled"]
+    assert pooled["questions"] == len(questions) == 24
+    assert pooled["quote_verbatim_rate"] == 1.0 and pooled["refusals_with_citations"] == 0
+    assert pooled["recall@5"] >= 0.8  # measured 1.0 on this index
+    assert report.tables["cv2: pooled"]["questions"] == 24
+    langchain = report.tables["langchain (retrieval only)"]
+    assert langchain["answerable"] == pooled["answerable"] and langchain["recall@10"] > 0
+    assert all(langchain[key] is None for key in ANSWER_KEYS)
+    # One record per question, from the committed weights' answers, in order.
+    assert [r["id"] for r in report.records] == [q.id for q in questions]
+    assert {r["answerer"] for r in report.records} == {"extractive"}
+
+
+def test_misses_are_answerable_without_evidence_and_unhandled_unanswerable():
+    records = [{"id": "hit", "type": "single", "evidence_in_answer": True},
+               {"id": "miss", "type": "single", "evidence_in_answer": False},
+               {"id": "refused", "type": "unanswerable", "handled": True},
+               {"id": "answered", "type": "unanswerable", "handled": False},
+               {"id": "followup-miss", "type": "followup:hit"}]
+
+    assert [r["id"] for r in Report({}, records).misses()] == ["miss", "answered", "followup-miss"]
+
+
+def test_first_token_percentiles():
+    assert first_token([]) == {"first_token_p50_s": None, "first_token_p95_s": None}
+    assert first_token([1.0, 2.0, 3.0]) == {"first_token_p50_s": 2.0, "first_token_p95_s": 2.9}
