@@ -6,15 +6,12 @@ from assistant.answering.extractive import ExtractiveAnswerer, spans_of
 from assistant.answering.weights import fitted_weights
 from assistant.schema import Chunk, Hit
 
-from conftest import TRADE_QUESTION
-
-ARTICLE = ("The port reopened on Monday after a two-week strike. Dock workers won a 6 per cent raise. "
-           "Shipping firms said queues would clear by June.")
+from conftest import PORT_TEXT, TRADE_QUESTION, passage
 
 
-def _hit(text=ARTICLE, rank=1, cid="c1", article_id="port.md"):
-    chunk = Chunk(chunk_id=cid, article_id=article_id, text=text, start=0, end=len(text), title="Port")
-    return Hit(chunk=chunk, score=1.0, similarity=0.8, rank=rank)
+
+def _hit(text=PORT_TEXT, rank=1, cid="c1", article_id="port.md"):
+    return passage(text, rank, cid, article_id, title="Port")
 
 
 def test_extractive_answer_quotes_the_answering_sentence(seed_assistant):
@@ -28,7 +25,7 @@ def test_extractive_answer_quotes_the_answering_sentence(seed_assistant):
 
 
 def test_number_question_prefers_the_sentence_with_the_number(embedder):
-    answer = ExtractiveAnswerer(embedder).answer("How big a raise did dock workers win?", [_hit()])
+    answer = ExtractiveAnswerer(embedder).answer("How big a raise did dock workers win?", [passage(PORT_TEXT, title="Port")])
     assert answer.lead == "6 per cent" and "Dock workers won a 6 per cent raise. [1]" in answer.text
 
 
@@ -110,7 +107,7 @@ def test_list_bullets_stay_out_of_quotes():
 
 
 def test_stored_sentence_vectors_spare_the_model(embedder):
-    hit = _hit()
+    hit = passage(PORT_TEXT, title="Port")
     spans = spans_of(hit.chunk.text)
     stored = {hit.chunk.chunk_id: [(s, e, v) for (s, e), v in
                                    zip(spans, embedder.encode([hit.chunk.text[s:e] for s, e in spans]))]}
@@ -149,7 +146,7 @@ def test_a_compound_query_is_answered_when_one_of_its_questions_would_be(embedde
     weights = Weights(sentence=model(SENTENCE_FEATURES, (0.0,) * len(SENTENCE_FEATURES), 0.0),
                       answerable=model(QUESTION_FEATURES, tuple(by_length), 7.0))
     answerer = ExtractiveAnswerer(embedder, weights=weights)
-    hits = [_hit()]
+    hits = [passage(PORT_TEXT, title="Port")]
     assert not answerer.answer("What did dock workers win?", hits).refused
     assert not answerer.answer("What did dock workers win? When did the port reopen after the strike?", hits).refused
     assert answerer.answer("What did the dock workers and the shipping firms win after the strike?", hits).refused
