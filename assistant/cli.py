@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("urls", nargs="+", metavar="URL", help="http(s) URL of an article page or PDF")
     p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _allow_arg(p)
 
     p = command("feeds", _feeds, "add the new entries of RSS/Atom feeds to the corpus folder, then ingest them")
     p.add_argument("--feeds", type=Path, metavar="FILE",
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=_interval, metavar="DURATION",
                    help="run again every DURATION (30m, 1h, 2h30m; at least 1m) until stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _allow_arg(p)
 
     p = command("status", _status, "what the index holds")
     p.add_argument("--json", action="store_true")
@@ -103,6 +105,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_arg(p):
+    p.add_argument("--allow", action="append", default=[], type=_origin, metavar="ORIGIN",
+                   help="also fetch from this origin (http://127.0.0.1:8799) although its address is loopback, "
+                        "private or link-local; exact scheme, host and port (repeatable; also $ASSISTANT_FETCH_ALLOW)")
+
+
+def _origin(text: str) -> str:
+    from .fetch import allowed_origin
+
+    try:
+        return allowed_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _filter_args(p):
     p.add_argument("--source", action="append", default=[], help="only this outlet (repeatable)")
     p.add_argument("--since", default="", help="only articles dated on or after YYYY-MM-DD")
@@ -131,7 +148,7 @@ def _add(args, settings: Settings) -> int:
     from .fetch import add_urls, make_client
 
     require_corpus_dir(settings.corpus_dir)
-    with _one_writer(settings.corpus_dir), make_client() as client:
+    with _one_writer(settings.corpus_dir), make_client(allow=settings.fetch_allow + tuple(args.allow)) as client:
         report = add_urls(args.urls, settings.corpus_dir, client)
         print(report.summary(), flush=True)
         if report.added:
@@ -151,7 +168,7 @@ def _feeds(args, settings: Settings) -> int:
 
     def once() -> int:
         feed_urls = read_feed_list(feeds_file)  # read each round: the operator may edit it
-        with _one_writer(settings.corpus_dir), make_client() as client:
+        with _one_writer(settings.corpus_dir), make_client(allow=settings.fetch_allow + tuple(args.allow)) as client:
             reports = follow_feeds(feed_urls, settings.corpus_dir, client)
             for report in reports:
                 print(report.summary(), flush=True)

@@ -48,6 +48,10 @@ class Settings:
     # Sites that may frame `/embed` and call `/api/*` from a browser (`EMBED_ALLOWED_ORIGINS`,
     # comma-separated `scheme://host[:port]`); empty: any site may frame it, no CORS.
     embed_allowed_origins: tuple[str, ...] = ()
+    # Origins `add` and `feeds` may fetch from although their addresses are not public (loopback,
+    # private, link-local…; `ASSISTANT_FETCH_ALLOW`, comma-separated `scheme://host[:port]`, exact
+    # matches: `http://127.0.0.1:8799` opens no other port). Empty: public addresses only.
+    fetch_allow: tuple[str, ...] = ()
     # Questions per client address, counted together on `/api/ask*`, `/api/search` and the chat, in
     # the `limits` notation ("20/minute; 200/day").
     rate_limit: str = "20/minute"
@@ -115,6 +119,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         examples=(tuple(e.strip() for e in env["ASSISTANT_EXAMPLES"].split("|") if e.strip())
                   if "ASSISTANT_EXAMPLES" in env else defaults.examples),
         embed_allowed_origins=get("EMBED_ALLOWED_ORIGINS", _origins, defaults.embed_allowed_origins),
+        fetch_allow=get("ASSISTANT_FETCH_ALLOW", _origins, defaults.fetch_allow),
         rate_limit=get("ASSISTANT_RATE_LIMIT", _rate_limit, defaults.rate_limit),
         queue_size=get("ASSISTANT_QUEUE_SIZE", _positive, defaults.queue_size),
         max_body_bytes=get("ASSISTANT_MAX_BODY_BYTES", _positive, defaults.max_body_bytes),

@@ -12,9 +12,11 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -283,17 +285,18 @@ def corpus_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def web_client():
-    """An httpx client as `add` builds it, with a short timeout."""
+def web_client(site):
+    """An httpx client as `add` builds it, with a short timeout, allowed to fetch from the test's
+    own `site` (on loopback, which is refused unless allowed)."""
     from assistant.fetch import make_client
 
-    with make_client(timeout=2) as client:
+    with make_client(timeout=2, allow=[site.url("")]) as client:
         yield client
 
 
-@pytest.fixture
-def site():
-    """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
+@contextmanager
+def serving() -> Iterator[Site]:
+    """A `Site` serving on 127.0.0.1 until the block ends."""
     web = Site()
     thread = threading.Thread(target=web.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -304,6 +307,20 @@ def site():
         web.server.shutdown()
         web.server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def site():
+    """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
+    with serving() as web:
+        yield web
+
+
+@pytest.fixture
+def other_site():
+    """A second `Site`, on another loopback port: another origin, which `web_client` does not allow."""
+    with serving() as web:
+        yield web
 
 
 def article_page(title: str, paragraphs: list[str], *, outlet: str = "Harbour Times", date: str = "2024-03-05",

@@ -68,3 +68,12 @@ def test_rate_limit_storage_setting():
         "redis://10.0.0.5:6379"
     with pytest.raises(ValueError, match="ASSISTANT_RATE_LIMIT_STORAGE"):
         load_settings({"ASSISTANT_RATE_LIMIT_STORAGE": "mongodb://x"})
+
+
+def test_fetch_allow_setting():
+    s = load_settings({"ASSISTANT_FETCH_ALLOW": "http://127.0.0.1:8799, https://Intranet.example"})
+    assert s.fetch_allow == ("http://127.0.0.1:8799", "https://intranet.example")
+    assert Settings().fetch_allow == () and load_settings({}).fetch_allow == ()
+    for bad in ("127.0.0.1:8799", "http://127.0.0.1:8799/feeds", "*"):
+        with pytest.raises(ValueError, match="ASSISTANT_FETCH_ALLOW"):
+            load_settings({"ASSISTANT_FETCH_ALLOW": bad})
