@@ -37,8 +37,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from .config import Settings
 from .errors import AssistantError, BadFeedback, BadQuestion
-from .feedback import (MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION, FeedbackStore,
-                       answer_settings, feedback_path, over_limit)
+from .feedback import (MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION, MAX_SOURCE, MAX_SOURCES,
+                       FeedbackStore, answer_settings, feedback_path, over_limit)
 from .retrieve import Filters
 from .scope import desk_scope
 from .security import RateLimiter, guard, route_path
@@ -56,7 +56,8 @@ _DATE = r"^(\d{4}-\d{2}-\d{2})?$"
 
 class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sources: list[str] = Field(default=[], max_length=50, description="only these outlets")
+    sources: list[Annotated[str, Field(max_length=MAX_SOURCE)]] = Field(default=[], max_length=MAX_SOURCES,
+                                                                        description="only these outlets")
     since: str = Field(default="", pattern=_DATE, description="only articles dated on or after (YYYY-MM-DD)")
     until: str = Field(default="", pattern=_DATE, description="only articles dated on or before (YYYY-MM-DD)")
 
@@ -390,14 +391,13 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
             return store_call()
         except BadFeedback as exc:
             raise HTTPException(422, detail=str(exc)) from None
-        except AssistantError as exc:  # the store is full
-            raise HTTPException(503, detail=str(exc)) from None
 
     @app.post(f"{API}/feedback", status_code=201, response_model=FeedbackOut, dependencies=[Depends(feedback_limited)],
-              responses={**errors, 503: {"model": Problem, "description": "the feedback store is full"}},
+              responses={k: v for k, v in errors.items() if k != 503},
               summary="A reader's 👍/👎 on an answer, with an optional comment",
               description="Stored with the time, the citations and the settings that produced the answer "
-                          "(`python -m assistant feedback` lists it); nothing about the reader is stored.")
+                          "(`python -m assistant feedback` lists it); nothing about the reader is stored. "
+                          "The store keeps the newest entries within its size, the oldest removed to make room.")
     def give_feedback(body: FeedbackIn) -> dict:
         f = body.filters
         produced = answer_settings(settings, Filters(tuple(f.sources), f.since, f.until), body.history)

@@ -202,8 +202,15 @@ def test_bad_feedback_gets_422_and_stores_nothing(client, seed_assistant, settin
         for body in ({"question": "q", "answer": "a", "rating": "meh"}, {"question": "", "answer": "a", "rating": "up"},
                      {"question": "q", "answer": "a", "rating": "up", "comment": "x" * 2001},
                      {"question": "q", "answer": "a" * 20_001, "rating": "up"},
-                     {"question": "q", "answer": "a", "rating": "up", "ip": "1.2.3.4"}):
-            assert c.post("/api/feedback", json=body).status_code == 422, body
+                     {"question": "q", "answer": "a", "rating": "up", "ip": "1.2.3.4"},
+                     # Issue 18, finding 3: ~1 MB of outlet name per entry filled the store in ~105 requests.
+                     {"question": "q", "answer": "a", "rating": "up", "filters": {"sources": ["x" * 900_000]}},
+                     {"question": "q", "answer": "a", "rating": "up", "filters": {"sources": ["x" * 201]}},
+                     {"question": "q", "answer": "a", "rating": "up",
+                      "citations": [{"n": i, "quote": "z" * 2_000, "title": "t" * 1_000} for i in range(20)]}):
+            r = c.post("/api/feedback", json=body)
+            assert r.status_code == 422, (r.status_code, str(body)[:200])
+        assert "an entry keeps at most 50,000" in r.json()["detail"]  # each citation within its caps, not the entry
     assert store.entries() == []
 
 
