@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import Settings, load_settings
 from .errors import AssistantError
+from .text import shown
 
 
 def main(argv: list[str] | None = None, env=None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None, env=None) -> int:
     try:
         return args.run(args, settings)
     except AssistantError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -183,7 +184,7 @@ def _feeds(args, settings: Settings) -> int:
         try:
             return once()
         except AssistantError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {shown(exc)}", file=sys.stderr, flush=True)
             return 2
 
     return run_every(args.every, guarded, say=lambda line: print(line, flush=True))
@@ -265,8 +266,9 @@ def _search(args, settings: Settings) -> int:
             print(json.dumps(hits, ensure_ascii=False, indent=1))
         else:
             for h in hits:
-                print(f"{h['rank']}. [{h['score']:.4f} sim {h['similarity']:.3f}] {h['title']} ({h['source']}, {h['date']})")
-                print("   " + " ".join(h["text"].split())[:300])
+                print(shown(f"{h['rank']}. [{h['score']:.4f} sim {h['similarity']:.3f}] {h['title']} "
+                            f"({h['source']}, {h['date']})"))
+                print("   " + shown(" ".join(h["text"].split())[:300]))
     return 0
 
 
@@ -281,14 +283,16 @@ def _ask(args, settings: Settings) -> int:
         elif args.json:
             print(json.dumps(result, ensure_ascii=False, indent=1))
         else:
-            print(result["answer"])
+            for line in result["answer"].split("\n"):  # a language model may write paragraphs
+                print(shown(line))
             if result["notice"] and not result["refused"]:
-                print(f"({result['notice']})")
+                print(shown(f"({result['notice']})"))
             for line in _verification_lines(result.get("verification")):
                 print(line)
             for c in result["citations"]:
-                print(f"\n[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'date unknown'} {c['link'] or c['url']}")
-                print("    “" + " ".join(c["quote"].split()) + "”")
+                print("\n" + shown(f"[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'date unknown'} "
+                                   f"{c['link'] or c['url']}"))
+                print("    “" + shown(" ".join(c["quote"].split())) + "”")
     return 0
 
 
@@ -426,8 +430,8 @@ def _verification_lines(v: dict | None) -> list[str]:
     mark = {"verified": "✓ verified", "corrected": "~ citation corrected", "unsupported": "✗ unsupported, dropped"}
     why = {"refused": "; it said the articles do not cover this", "failed": "; it failed, so the answer above is quoted",
            "unsupported": "; nothing it wrote was supported"}
-    lines = [f"\nChecked against the passages ({v['model']}{why.get(v['outcome'], '')}):"]
-    lines += [f"  {mark.get(s['status'], s['status'])}: {s['text']}" for s in v["sentences"]]
+    lines = [f"\nChecked against the passages ({shown(v['model'])}{why.get(v['outcome'], '')}):"]
+    lines += [shown(f"  {mark.get(s['status'], s['status'])}: {s['text']}") for s in v["sentences"]]
     return lines
 
 

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from .config import Settings
 from .errors import BadFeedback
+from .text import shown
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,8 @@ class FeedbackStore:
 
 
 def entry_lines(entry: Feedback) -> list[str]:
-    """One entry for the owner to read in a terminal."""
+    """One entry for the owner to read in a terminal; what a reader sent is shown with its
+    control characters escaped (`text.shown`): it cannot forge a line or drive the terminal."""
     mark = "👍" if entry.rating == "up" else "👎"
     lines = [f"{entry.created.replace('T', ' ').rstrip('Z')} UTC  {mark} {entry.rating}  #{entry.id} via {entry.via}",
              f"  Q: {' '.join(entry.question.split())}",
@@ -237,7 +239,7 @@ def entry_lines(entry: Feedback) -> list[str]:
         lines.append(f"  settings: llm={settings.get('llm')} top_k={settings.get('top_k')}"
                      + (f" filters={json.dumps(settings['filters'], ensure_ascii=False)}"
                         if settings.get("filters") else ""))
-    return lines
+    return [shown(line) for line in lines]
 
 
 def _clip(text: str, n: int) -> str:

@@ -40,6 +40,7 @@ import yaml
 from .corpus import MAX_BYTES, article_from_bytes, iter_corpus, read_document, require_corpus_dir
 from .errors import FetchFailed, UnreadableFile
 from .schema import Article
+from .text import shown
 
 TIMEOUT = 20.0  # seconds to connect, and between two pieces of the answer
 TOTAL_TIMEOUT = 120.0  # seconds for a whole download, however slowly it trickles in
@@ -334,9 +335,9 @@ class AddReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (url, reason)
 
     def summary(self) -> str:
-        lines = [f"  added    {url} → {file}" for url, file in self.added]
-        lines += [f"  present  {url} (already in {file})" for url, file in self.present]
-        lines += [f"  failed   {url}: {why}" for url, why in self.failed]
+        lines = [f"  added    {shown(url)} → {shown(file)}" for url, file in self.added]
+        lines += [f"  present  {shown(url)} (already in {shown(file)})" for url, file in self.present]
+        lines += [f"  failed   {shown(url)}: {shown(why)}" for url, why in self.failed]
         head = f"added {len(self.added)}, already present {len(self.present)}, failed {len(self.failed)}"
         return "\n".join([head, *lines])
 

@@ -323,6 +323,33 @@ def test_add_and_feeds_refuse_loopback_unless_that_origin_is_allowed(site, other
     assert bad.returncode == 2 and "is not an origin like http://127.0.0.1:8799" in bad.stderr
 
 
+def test_human_output_escapes_control_characters_and_json_stays_as_is(tmp_path):
+    """Issue 18, finding 4: article titles in `ask`/`search` and what readers sent in `feedback`
+    reach the owner's terminal with control characters escaped; `--json` is unchanged."""
+    from assistant.feedback import FeedbackStore
+
+    corpus, index = fresh(tmp_path)
+    title = "Valdora \x1b[2J\x1b]0;pwned\x07 levy"
+    (corpus / "evil.md").write_text('---\ntitle: "Valdora \\e[2J\\e]0;pwned\\a levy"\nsource: "Harbour \\e[31mTimes"\n'
+                                    'date: "2024-03-05"\nurl: "https://example.org/levy"\n---\n\n' + "\n\n".join(LEVY)
+                                    + "\n", encoding="utf-8")
+    ok(cli("ingest", "--corpus", corpus, "--index", index, "--quiet"))
+    question = "How much is the container levy in Valdora?"
+    for command in ("ask", "search"):
+        text = ok(cli(command, question, "--index", index))
+        assert "\x1b" not in text and "\x07" not in text
+        assert "Valdora \\x1b[2J\\x1b]0;pwned\\x07 levy" in text and "Harbour \\x1b[31mTimes" in text
+        found = json.loads(ok(cli(command, question, "--index", index, "--json")))
+        assert (found["citations"] if command == "ask" else found)[0]["title"] == title  # --json as it was
+
+    store = FeedbackStore(index / "feedback.sqlite3")
+    store.add("Who \x1b[2Jis he?", "An answer", "up", comment="\x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\",
+              citations=[{"n": 1, "title": "T\n\n2026-01-01 00:00:00 UTC  👍 up  #9 via chat"}])
+    text = ok(cli("feedback", "--index", index))
+    assert "\x1b" not in text and not any(line.startswith("2026-01-01") for line in text.splitlines())
+    assert json.loads(ok(cli("feedback", "--index", index, "--json")))[0]["question"] == "Who \x1b[2Jis he?"
+
+
 def test_feeds_without_a_feeds_file_says_where_to_put_it(tmp_path):
     corpus, index = fresh(tmp_path)
     line = error_line(cli("feeds", "--corpus", corpus, "--index", index))

@@ -131,6 +131,23 @@ def test_path_defaults_to_the_index_folder():
     assert str(feedback_path(Settings(feedback_db=Path("/data/fb.db")))) == "/data/fb.db"
 
 
+ESCAPES = ("\x1b[2J\x1b[H", "\x1b]0;pwned\x07", "\x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\")
+FORGED = "2026-01-01 00:00:00 UTC  👍 up  #999 via chat"
+
+
+def test_entry_lines_escape_what_a_reader_sent(tmp_path):
+    """Issue 18, finding 4: ANSI sequences in a question, answer, comment or citation title cleared
+    the owner's screen, set the window title or planted links; a newline in a title forged an entry."""
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    store.add(f"Who {ESCAPES[0]}is he?", f"An {ESCAPES[1]}answer", "up", comment=f"See {ESCAPES[2]}",
+              citations=[{"n": 1, "title": f"Title\n\n{FORGED}\n  Q: forged", "url": "https://example.org/\x1b[31m"}])
+    lines = entry_lines(store.entries()[0])
+    assert all(line.isprintable() for line in lines) and not any("\x1b" in line for line in lines)
+    assert not any(line.startswith(("2026-01-01", "  Q: forged")) for line in lines)
+    assert lines[1] == "  Q: Who \\x1b[2J\\x1b[His he?"
+    assert f"  [1] Title\\n\\n{FORGED}\\n  Q: forged https://example.org/\\x1b[31m" in lines
+
+
 def test_entry_lines_for_the_terminal(tmp_path):
     store = FeedbackStore(tmp_path / "f.sqlite3")
     store.add("How much\nwheat?", "420 million bushels [1]", "down", comment="Old figure", citations=CITED,

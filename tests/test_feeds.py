@@ -212,5 +212,13 @@ def test_run_every_waits_from_start_to_start():
     assert said == ["next run in 28 min (Ctrl-C stops)"] * 2
 
 
+def test_feed_report_lines_escape_control_characters():
+    failed = FeedReport("https://a.example/rss\x1b[2J", error="not a readable RSS or Atom feed (\x1b]0;x\x07)")
+    assert failed.summary() == "https://a.example/rss\\x1b[2J: failed: not a readable RSS or Atom feed (\\x1b]0;x\\x07)"
+    report = FeedReport("u", entries=1)
+    report.articles.failed.append(("https://evil.example/\nu: 9 entries: 9 added", "HTTP 404 Not Found"))
+    assert report.summary().splitlines()[1] == "  failed   https://evil.example/\\nu: 9 entries: 9 added: HTTP 404 Not Found"
+
+
 def test_feed_report_summary_for_no_entries():
     assert FeedReport("u").summary() == "u: 0 entries: 0 added, 0 already present, 0 failed"

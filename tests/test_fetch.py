@@ -397,6 +397,17 @@ def test_report_summary_counts():
     ]
 
 
+def test_report_lines_escape_control_characters():
+    """Issue 18, finding 4: a feed's link (or a server's reason) is printed in the summary; it can
+    neither drive the terminal nor forge a line."""
+    link = "https://evil.example/\x1b]0;pwned\x07a\n  added    https://forged.example → forged.md"
+    report = AddReport(added=[(link, "f.md")], present=[(link, "g.md")], failed=[(link, "HTTP 404 \x1b[2J")])
+    lines = report.summary().splitlines()
+    assert len(lines) == 4 and all(line.isprintable() for line in lines)
+    assert lines[1] == "  added    https://evil.example/\\x1b]0;pwned\\x07a\\n  added    https://forged.example → forged.md → f.md"
+    assert lines[3].endswith(": HTTP 404 \\x1b[2J")
+
+
 def test_only_the_command_line_imports_fetching():
     """The chat and the API can never make the server fetch: no module but the CLI imports these."""
     import re
