@@ -29,7 +29,7 @@ from typing import Annotated, AsyncIterator, Callable, Iterator, Literal
 
 import anyio
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,7 +37,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from .config import Settings
 from .errors import AssistantError, BadFeedback, BadQuestion
-from .feedback import (MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION, MAX_SOURCE, MAX_SOURCES,
+from .feedback import (MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_ID, MAX_QUESTION, MAX_SOURCE, MAX_SOURCES,
                        FeedbackStore, answer_settings, feedback_path, over_limit)
 from .retrieve import Filters
 from .scope import desk_scope
@@ -408,7 +408,7 @@ def build_api(assistant: Assistant, settings: Settings, limiter: RateLimiter | N
 
     @app.patch(f"{API}/feedback/{{entry_id}}", status_code=204, dependencies=[Depends(feedback_limited)],
                responses={**errors, 404: {"model": Problem}}, summary="Change a rating, or add its comment")
-    def amend_feedback(entry_id: int, body: FeedbackAmendIn) -> None:
+    def amend_feedback(entry_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: FeedbackAmendIn) -> None:
         if not stored(lambda: feedback.amend(entry_id, body.token, body.rating, body.comment)):
             raise HTTPException(404, detail="No such feedback entry.")
 

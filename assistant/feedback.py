@@ -43,6 +43,7 @@ MAX_HISTORY = 5  # earlier questions kept with an entry, each capped like a ques
 MAX_ENTRY_BYTES = 50_000  # one entry as stored (UTF-8); a real one is a few KB
 MAX_BYTES = 100 * 2**20  # what the entries may take in the database; past it the oldest are removed
 PRUNE_STEP = 10  # entries removed at a time when over `MAX_BYTES`
+MAX_ID = 2**63 - 1  # SQLite's largest integer: no entry id is above it
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -195,7 +196,7 @@ class FeedbackStore:
     def amend(self, entry_id: int, token: str, rating: str | None = None, comment: str | None = None) -> bool:
         """Change an entry's rating or comment; False when no entry has this id and token."""
         _check(rating, comment)
-        if not self.path.exists():
+        if not self.path.exists() or not 1 <= entry_id <= MAX_ID:  # SQLite cannot even compare a larger one
             return False
         with closing(self._connect()) as db, db:
             cursor = db.execute(

@@ -214,6 +214,19 @@ def test_bad_feedback_gets_422_and_stores_nothing(client, seed_assistant, settin
     assert store.entries() == []
 
 
+def test_a_feedback_id_beyond_64_bits_gets_422_not_500(seed_assistant, settings, tmp_path):
+    """Issue 18, finding 6: `PATCH /api/feedback/<2**64>` raised OverflowError in SQLite (500)."""
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    entry, token = store.add("q", "a", "up")
+    with TestClient(build_api(seed_assistant, settings, feedback=store), raise_server_exceptions=False) as c:
+        for entry_id in (2**64, 2**63, 10**40, 0, -1, "1e3", "x" * 5_000):
+            r = c.patch(f"/api/feedback/{entry_id}", json={"token": token, "comment": "x"})
+            assert r.status_code == 422, (str(entry_id)[:20], r.status_code)
+        assert c.patch(f"/api/feedback/{2**63 - 1}", json={"token": token, "comment": "x"}).status_code == 404
+        assert c.patch(f"/api/feedback/{entry}", json={"token": token, "comment": "x"}).status_code == 204
+    assert store.amend(2**64, token, comment="y") is False and store.entries()[0].comment == "x"
+
+
 def test_pieces_join_back_to_the_text():
     text = "Trade grew by 40.7 per cent  in the first five months, customs said. [1] More [2]"
     assert "".join(pieces(text)) == text and len(pieces(text)) == 3
