@@ -79,7 +79,7 @@ class CitationOut(BaseModel):
     title: str
     source: str
     date: str
-    url: str
+    url: str | None = Field(description="the article's http(s) URL; null when it has none")
     quote: str = Field(description="verbatim from the stored article")
     link: str | None = Field(description="the article URL with a text fragment (`#:~:text=…`) that opens it "
                                          "scrolled to the quote, highlighted; null when the article has no "
@@ -93,7 +93,7 @@ class PassageOut(BaseModel):
     title: str
     source: str
     date: str
-    url: str
+    url: str | None = Field(description="the article's http(s) URL; null when it has none")
     text: str
     score: float
     similarity: float
@@ -126,7 +126,7 @@ class ArticleOut(BaseModel):
     title: str
     source: str
     date: str
-    url: str
+    url: str | None = Field(description="the article's http(s) URL; null when it has none")
 
 
 class AnswerOut(BaseModel):
@@ -149,7 +149,7 @@ class CitationIn(BaseModel):
     n: int
     article_id: str = Field(default="", max_length=1000)
     title: str = Field(default="", max_length=1000)
-    url: str = Field(default="", max_length=2000)
+    url: str | None = Field(default=None, max_length=2000)
     link: str | None = Field(default=None, max_length=4000)
     quote: str = Field(default="", max_length=2000)
 

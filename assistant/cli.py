@@ -291,7 +291,7 @@ def _ask(args, settings: Settings) -> int:
                 print(line)
             for c in result["citations"]:
                 print("\n" + shown(f"[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'date unknown'} "
-                                   f"{c['link'] or c['url']}"))
+                                   f"{c['link'] or c['url'] or ''}").rstrip())
                 print("    “" + shown(" ".join(c["quote"].split())) + "”")
     return 0
 

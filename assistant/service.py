@@ -19,7 +19,7 @@ from .index import Store, open_index
 from .ingest import ingest_lock, lock_path, sync
 from .retrieve import Retriever, contextualize
 from .schema import Answer, Filters, Hit, Verification
-from .share import quote_link
+from .share import quote_link, safe_url
 
 HISTORY_KEPT = 3  # earlier questions a follow-up may lean on (the rule uses 1, a model's rewrite 3)
 
@@ -163,10 +163,15 @@ def build_assistant(settings: Settings, embedder: MiniLM | None = None,
                      capacity=capacity)
 
 
+def http_url(url: str) -> str | None:
+    """An article's URL as every JSON shape gives it: http(s), or None (none, or `javascript:`…)."""
+    return safe_url(url) or None
+
+
 def hit_to_dict(hit: Hit) -> dict:
     c = hit.chunk
     return {"rank": hit.rank, "article_id": c.article_id, "title": c.title, "source": c.source,
-            "date": c.date, "url": c.url, "text": c.text, "score": round(hit.score, 6),
+            "date": c.date, "url": http_url(c.url), "text": c.text, "score": round(hit.score, 6),
             "similarity": round(hit.similarity, 6), "chunk_id": c.chunk_id, "start": c.start, "end": c.end}
 
 
@@ -177,10 +182,10 @@ def answer_to_dict(answer: Answer) -> dict:
         "refused": answer.refused,
         "notice": answer.notice,
         "closest": [{"article_id": a.article_id, "title": a.title, "source": a.source, "date": a.date,
-                     "url": a.url} for a in answer.closest],
+                     "url": http_url(a.url)} for a in answer.closest],
         **({"verification": verification_to_dict(answer.verification)} if answer.verification else {}),
         "citations": [{"n": c.n, "article_id": c.hit.chunk.article_id, "title": c.hit.chunk.title,
-                       "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": c.hit.chunk.url,
+                       "source": c.hit.chunk.source, "date": c.hit.chunk.date, "url": http_url(c.hit.chunk.url),
                        "quote": c.quote, "link": quote_link(c.hit.chunk.url, c.quote),
                        "passage_rank": c.hit.rank} for c in answer.citations],
         "passages": [hit_to_dict(h) for h in answer.hits],

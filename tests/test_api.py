@@ -170,6 +170,32 @@ def test_citations_link_to_the_quote_in_the_article(client):
     assert cite["link"] == quote_link(cite["url"], cite["quote"]) and cite["link"].startswith(cite["url"] + "#:~:text=")
 
 
+def test_every_url_field_is_http_or_null(embedder, tmp_path):
+    """Issue 18, "Also": `citations[].url` returned an article's raw `javascript:` URL (its `link`
+    was already null); every URL field of `/api/ask` and `/api/search` (the `--json` shapes) is now
+    an http(s) URL or null."""
+    from assistant.index import open_store
+    from assistant.ingest import sync
+    from assistant.service import build_assistant
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, url in (("js.md", "javascript:alert(1)"), ("data.md", "data:text/html,<b>x</b>"),
+                      ("ftp.md", "ftp://example.org/levy")):
+        write_article(corpus, name, f"Valdora levy ({name})", "The port authority of Valdora approved a levy of "
+                      f"14 euros per container on Tuesday, the {name} report said.", url=url)
+    sync(corpus, open_store(tmp_path / "index", embedder), embedder, progress=False)
+    settings = Settings(index_dir=tmp_path / "index", rate_limit="1000/minute")
+    with TestClient(build_api(build_assistant(settings, embedder=embedder), settings)) as c:
+        answered = c.post("/api/ask", json={"question": "How much is the container levy in Valdora?"}).json()
+        refused = c.post("/api/ask", json={"question": "Who won the 2018 FIFA World Cup?"}).json()
+        passages = c.post("/api/search", json={"question": "Valdora levy", "k": 3}).json()
+    assert answered["citations"] and refused["closest"] and len(passages) == 3
+    for item in answered["citations"] + answered["passages"] + refused["closest"] + passages:
+        assert item["url"] is None, item
+    assert all(c["link"] is None for c in answered["citations"])
+
+
 def test_feedback_is_stored_with_citations_and_settings(seed_assistant, settings, tmp_path):
     store = FeedbackStore(tmp_path / "feedback.sqlite3")
     with TestClient(build_api(seed_assistant, settings.with_(rate_limit="3/minute"), feedback=store)) as c:
