@@ -257,14 +257,13 @@ def _followed(url: str, client: httpx.Client) -> Iterator[httpx.Response]:
     """The streamed response at the end of `url`'s redirects, followed one at a time: each must
     be http(s), and goes through the client's address check like the first (`Guarded`)."""
     request = client.build_request("GET", url)
-    for _ in range(MAX_REDIRECTS + 1):
+    for redirects in range(MAX_REDIRECTS + 1):
         try:
             response = client.send(request, stream=True)
         except Refused as exc:
-            hop = str(request.url)
-            where = f"redirected to {hop}; " if hop != url else ""
+            where = f"redirected to {request.url}; " if redirects else ""
             raise FetchFailed(url, f"refused: {where}{exc} (to fetch from it anyway, allow "
-                                   f"{origin(hop)} with --allow or ASSISTANT_FETCH_ALLOW)") from None
+                                   f"{origin(request.url)} with --allow or ASSISTANT_FETCH_ALLOW)") from None
         if response.next_request is None:
             try:
                 yield response
