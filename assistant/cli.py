@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import Settings, load_settings
 from .errors import AssistantError
+from .text import shown
 
 
 def main(argv: list[str] | None = None, env=None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None, env=None) -> int:
     try:
         return args.run(args, settings)
     except AssistantError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("urls", nargs="+", metavar="URL", help="http(s) URL of an article page or PDF")
     p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _allow_arg(p)
 
     p = command("feeds", _feeds, "add the new entries of RSS/Atom feeds to the corpus folder, then ingest them")
     p.add_argument("--feeds", type=Path, metavar="FILE",
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=_interval, metavar="DURATION",
                    help="run again every DURATION (30m, 1h, 2h30m; at least 1m) until stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _allow_arg(p)
 
     p = command("status", _status, "what the index holds")
     p.add_argument("--json", action="store_true")
@@ -105,6 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_arg(p):
+    p.add_argument("--allow", action="append", default=[], type=_origin, metavar="ORIGIN",
+                   help="also fetch from this origin (http://127.0.0.1:8799) although its address is loopback, "
+                        "private or link-local; exact scheme, host and port (repeatable; also $ASSISTANT_FETCH_ALLOW)")
+
+
+def _origin(text: str) -> str:
+    from .sources.fetch import allowed_origin
+
+    try:
+        return allowed_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _filter_args(p):
     p.add_argument("--source", action="append", default=[], help="only this outlet (repeatable)")
     p.add_argument("--since", default="", help="only articles dated on or after YYYY-MM-DD")
@@ -133,7 +151,8 @@ def _add(args, settings: Settings) -> int:
     from .sources.fetch import add_urls, make_client
 
     require_corpus_dir(settings.storage.corpus_dir)
-    with _one_writer(settings.storage.corpus_dir), make_client() as client:
+    with _one_writer(settings.storage.corpus_dir), \
+            make_client(allow=settings.sources.fetch_allow + tuple(args.allow)) as client:
         report = add_urls(args.urls, settings.storage.corpus_dir, client)
         print(report.summary(), flush=True)
         if report.added:
@@ -153,7 +172,8 @@ def _feeds(args, settings: Settings) -> int:
 
     def once() -> int:
         feed_urls = read_feed_list(feeds_file)  # read each round: the operator may edit it
-        with _one_writer(settings.storage.corpus_dir), make_client() as client:
+        with _one_writer(settings.storage.corpus_dir), \
+                make_client(allow=settings.sources.fetch_allow + tuple(args.allow)) as client:
             reports = follow_feeds(feed_urls, settings.storage.corpus_dir, client)
             for report in reports:
                 print(report.summary(), flush=True)
@@ -168,7 +188,7 @@ def _feeds(args, settings: Settings) -> int:
         try:
             return once()
         except AssistantError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {shown(exc)}", file=sys.stderr, flush=True)
             return 2
 
     return run_every(args.every, guarded, say=lambda line: print(line, flush=True))
@@ -252,8 +272,9 @@ def _search(args, settings: Settings) -> int:
             print(json.dumps(hits, ensure_ascii=False, indent=1))
         else:
             for h in hits:
-                print(f"{h['rank']}. [{h['score']:.4f} sim {h['similarity']:.3f}] {h['title']} ({h['source']}, {h['date']})")
-                print("   " + " ".join(h["text"].split())[:300])
+                print(shown(f"{h['rank']}. [{h['score']:.4f} sim {h['similarity']:.3f}] {h['title']} "
+                            f"({h['source']}, {h['date']})"))
+                print("   " + shown(" ".join(h["text"].split())[:300]))
     return 0
 
 
@@ -269,14 +290,16 @@ def _ask(args, settings: Settings) -> int:
         elif args.json:
             print(json.dumps(result, ensure_ascii=False, indent=1))
         else:
-            print(result["answer"])
+            for line in result["answer"].split("\n"):  # a language model may write paragraphs
+                print(shown(line))
             if result["notice"] and not result["refused"]:
-                print(f"({result['notice']})")
+                print(shown(f"({result['notice']})"))
             for line in _verification_lines(result.get("verification")):
                 print(line)
             for c in result["citations"]:
-                print(f"\n[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'date unknown'} {c['link'] or c['url']}")
-                print("    “" + " ".join(c["quote"].split()) + "”")
+                print("\n" + shown(f"[{c['n']}] {c['title']} — {c['source']}, {c['date'] or 'date unknown'} "
+                                   f"{c['link'] or c['url'] or ''}").rstrip())
+                print("    “" + shown(" ".join(c["quote"].split())) + "”")
     return 0
 
 
@@ -334,8 +357,8 @@ def _verification_lines(v: dict | None) -> list[str]:
     mark = {"verified": "✓ verified", "corrected": "~ citation corrected", "unsupported": "✗ unsupported, dropped"}
     why = {"refused": "; it said the articles do not cover this", "failed": "; it failed, so the answer above is quoted",
            "unsupported": "; nothing it wrote was supported"}
-    lines = [f"\nChecked against the passages ({v['model']}{why.get(v['outcome'], '')}):"]
-    lines += [f"  {mark.get(s['status'], s['status'])}: {s['text']}" for s in v["sentences"]]
+    lines = [f"\nChecked against the passages ({shown(v['model'])}{why.get(v['outcome'], '')}):"]
+    lines += [shown(f"  {mark.get(s['status'], s['status'])}: {s['text']}") for s in v["sentences"]]
     return lines
 
 

@@ -110,6 +110,16 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class SourcesSettings:
+    """What `add` and `feeds` may fetch."""
+
+    fetch_allow: tuple[str, ...] = setting((), "ASSISTANT_FETCH_ALLOW", "origins `add` and `feeds` may fetch from "
+                                           "although their addresses are not public (loopback, private, link-local…; "
+                                           "comma-separated, exact `scheme://host[:port]`; empty: public addresses "
+                                           "only)", _origins)
+
+
+@dataclass(frozen=True)
 class IndexingSettings:
     """How articles are embedded and how a running app follows an ingest."""
 
@@ -182,13 +192,14 @@ class WebSettings:
                                   _positive)
 
 
-GROUPS = {"storage": StorageSettings, "indexing": IndexingSettings, "answers": AnswerSettings,
+GROUPS = {"storage": StorageSettings, "sources": SourcesSettings, "indexing": IndexingSettings, "answers": AnswerSettings,
           "llm": LLMSettings, "web": WebSettings}
 
 
 @dataclass(frozen=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
     indexing: IndexingSettings = field(default_factory=IndexingSettings)
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)

@@ -9,8 +9,7 @@
     ├── FetchFailed          one URL or feed could not be fetched or read (reported, then skipped)
     ├── BadQuestion          empty, too long, or otherwise unusable question
     ├── Busy                 every answer slot is taken (capacity.py); try again in `retry_after` s
-    ├── BadFeedback          a reader's feedback that cannot be stored as sent (too long, unknown rating)
-    └── FeedbackFull         the feedback database reached its size cap
+    └── BadFeedback          a reader's feedback that cannot be stored as sent (too long, unknown rating)
 """
 
 
@@ -60,8 +59,4 @@ class Busy(AssistantError):
 
 
 class BadFeedback(AssistantError):
-    pass
-
-
-class FeedbackFull(AssistantError):
     pass

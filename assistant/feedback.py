@@ -6,12 +6,17 @@ is stored when it is clicked; the comment, typed afterwards, amends the same ent
 reader's page holds a random token for (`add` returns it; only its hash is stored).
 
     python -m assistant feedback [--since YYYY-MM-DD] [--json]      # newest first
+
+Every stored field is capped, and so is an entry (`MAX_ENTRY_BYTES`); the database keeps the
+newest entries within `MAX_BYTES`, the oldest removed to make room, so no one client can fill
+it and turn feedback off for everyone else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 from contextlib import closing
@@ -21,7 +26,10 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import Settings
-from .errors import BadFeedback, FeedbackFull
+from .errors import BadFeedback
+from .text import shown
+
+log = logging.getLogger(__name__)
 
 RATINGS = ("up", "down")
 MAX_QUESTION = 4_000  # characters; a question itself is capped lower (ASSISTANT_MAX_QUESTION_CHARS)
@@ -29,7 +37,13 @@ MAX_ANSWER = 20_000
 MAX_COMMENT = 2_000
 MAX_CITATIONS = 20
 MAX_CITATION = 4_000  # characters of one citation as JSON
-MAX_BYTES = 100 * 2**20  # the database file; past it, new feedback is refused, none is dropped
+MAX_SOURCE = 200  # characters of an outlet name in the reader's filters, like any short string
+MAX_SOURCES = 50  # outlets in the reader's filters
+MAX_HISTORY = 5  # earlier questions kept with an entry, each capped like a question
+MAX_ENTRY_BYTES = 50_000  # one entry as stored (UTF-8); a real one is a few KB
+MAX_BYTES = 100 * 2**20  # what the entries may take in the database; past it the oldest are removed
+PRUNE_STEP = 10  # entries removed at a time when over `MAX_BYTES`
+MAX_ID = 2**63 - 1  # SQLite's largest integer: no entry id is above it
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -77,7 +91,7 @@ def answer_settings(settings: Settings, filters=None, history: Sequence[str] = (
             "min_similarity": settings.answers.min_similarity,
             "filters": ({"sources": list(filters.sources), "since": filters.since, "until": filters.until}
                         if filters else {}),
-            "history": list(history)[-5:]}
+            "history": list(history)[-MAX_HISTORY:]}
 
 
 def over_limit(wait: int) -> str:
@@ -93,6 +107,25 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _check_settings(settings: dict) -> str:
+    """The settings as stored (JSON), the reader's part of them capped like any field.
+
+    Raises:
+        BadFeedback: an outlet name, an earlier question or the number of either is over its cap."""
+    filters = settings.get("filters") or {}
+    sources, history = list(filters.get("sources") or ()), list(settings.get("history") or ())
+    if len(sources) > MAX_SOURCES or len(history) > MAX_HISTORY:
+        raise BadFeedback(f"Feedback keeps at most {MAX_SOURCES} outlets and {MAX_HISTORY} earlier questions.")
+    if any(len(str(s)) > MAX_SOURCE for s in sources):
+        raise BadFeedback(f"An outlet name in the filters is over {MAX_SOURCE} characters.")
+    if any(len(str(q)) > MAX_QUESTION for q in history):
+        raise BadFeedback(f"An earlier question is over {MAX_QUESTION:,} characters.")
+    for key in ("since", "until"):
+        if len(str(filters.get(key) or "")) > len("YYYY-MM-DD"):
+            raise BadFeedback(f"'{key}' must be a date: YYYY-MM-DD.")
+    return json.dumps(settings, ensure_ascii=False)
+
+
 def _check(rating: str | None, comment: str | None) -> None:
     if rating is not None and rating not in RATINGS:
         raise BadFeedback(f"rating must be 'up' or 'down', not {rating!r}.")
@@ -105,7 +138,7 @@ class FeedbackStore:
 
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES):
         self.path = Path(path)
-        self.max_bytes = max_bytes
+        self.max_bytes = max_bytes  # what the entries may take; past it the oldest are removed (`_prune`)
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,11 +148,11 @@ class FeedbackStore:
 
     def add(self, question: str, answer: str, rating: str, comment: str = "", citations: Sequence[dict] = (),
             settings: dict | None = None, via: str = "api") -> tuple[int, str]:
-        """Store a rating; returns (id, token), the token amending it later (`amend`).
+        """Store a rating; returns (id, token), the token amending it later (`amend`). Past the
+        store's size the oldest entries are removed to make room.
 
         Raises:
-            BadFeedback: an unknown rating, or a field over its cap (nothing is stored).
-            FeedbackFull: the database is at its size cap."""
+            BadFeedback: an unknown rating, a field or the whole entry over its cap (nothing is stored)."""
         _check(rating, comment)
         for name, value, cap in (("question", question, MAX_QUESTION), ("answer", answer, MAX_ANSWER)):
             if not value.strip() and name == "question":
@@ -131,22 +164,39 @@ class FeedbackStore:
         cited = [json.dumps(c, ensure_ascii=False) for c in citations]
         if any(len(c) > MAX_CITATION for c in cited):
             raise BadFeedback(f"A citation is over {MAX_CITATION:,} characters.")
-        if self.path.exists() and self.path.stat().st_size >= self.max_bytes:
-            raise FeedbackFull("Feedback cannot be stored just now (the store is full); thank you all the same.")
+        stored = (question, answer, comment, "[" + ", ".join(cited) + "]", _check_settings(settings or {}))
+        size = sum(len(field.encode("utf-8")) for field in stored)
+        if size > MAX_ENTRY_BYTES:
+            raise BadFeedback(f"That feedback takes {size:,} bytes; an entry keeps at most {MAX_ENTRY_BYTES:,}.")
         token = secrets.token_urlsafe(18)
         now = _now()
         with closing(self._connect()) as db, db:
             cursor = db.execute(
                 "INSERT INTO feedback (created, updated, rating, question, answer, comment, citations, settings, "
-                "via, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, now, rating, question, answer, comment, "[" + ", ".join(cited) + "]",
-                 json.dumps(settings or {}, ensure_ascii=False), via, _hash(token)))
+                "via, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (now, now, rating, *stored, via, _hash(token)))
+            self._prune(db, keep=cursor.lastrowid)
             return cursor.lastrowid, token
+
+    def _prune(self, db: sqlite3.Connection, keep: int) -> None:
+        """Remove the oldest entries (never `keep`) while the database's pages in use hold more than
+        `max_bytes`; SQLite reuses the freed pages, so the file stays about that size."""
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        removed = 0
+        while (db.execute("PRAGMA page_count").fetchone()[0]
+               - db.execute("PRAGMA freelist_count").fetchone()[0]) * page_size > self.max_bytes:
+            gone = db.execute("DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE id < ? ORDER BY id "
+                              "LIMIT ?)", (keep, PRUNE_STEP)).rowcount
+            if not gone:
+                break
+            removed += gone
+        if removed:
+            log.warning("feedback store %s is at its size (%s MB): the %d oldest entries were removed",
+                        self.path, f"{self.max_bytes / 2**20:g}", removed)
 
     def amend(self, entry_id: int, token: str, rating: str | None = None, comment: str | None = None) -> bool:
         """Change an entry's rating or comment; False when no entry has this id and token."""
         _check(rating, comment)
-        if not self.path.exists():
+        if not self.path.exists() or not 1 <= entry_id <= MAX_ID:  # SQLite cannot even compare a larger one
             return False
         with closing(self._connect()) as db, db:
             cursor = db.execute(
@@ -173,7 +223,8 @@ class FeedbackStore:
 
 
 def entry_lines(entry: Feedback) -> list[str]:
-    """One entry for the owner to read in a terminal."""
+    """One entry for the owner to read in a terminal; what a reader sent is shown with its
+    control characters escaped (`text.shown`): it cannot forge a line or drive the terminal."""
     mark = "👍" if entry.rating == "up" else "👎"
     lines = [f"{entry.created.replace('T', ' ').rstrip('Z')} UTC  {mark} {entry.rating}  #{entry.id} via {entry.via}",
              f"  Q: {' '.join(entry.question.split())}",
@@ -189,7 +240,7 @@ def entry_lines(entry: Feedback) -> list[str]:
         lines.append(f"  settings: llm={settings.get('llm')} top_k={settings.get('top_k')}"
                      + (f" filters={json.dumps(settings['filters'], ensure_ascii=False)}"
                         if settings.get("filters") else ""))
-    return lines
+    return [shown(line) for line in lines]
 
 
 def _clip(text: str, n: int) -> str:

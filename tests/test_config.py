@@ -92,3 +92,12 @@ def test_configuration_page_lists_exactly_the_settings():
     listed = [row.split("|")[2].strip().strip("`") for row in table.strip().splitlines()[2:]]
     assert listed == [env for _, env, _, _ in variables()], \
         "docs/configuration.md is out of date: regenerate it with python -m assistant.config --markdown"
+
+
+def test_fetch_allow_setting():
+    s = load_settings({"ASSISTANT_FETCH_ALLOW": "http://127.0.0.1:8799, https://Intranet.example"})
+    assert s.sources.fetch_allow == ("http://127.0.0.1:8799", "https://intranet.example")
+    assert Settings().sources.fetch_allow == () and load_settings({}).sources.fetch_allow == ()
+    for bad in ("127.0.0.1:8799", "http://127.0.0.1:8799/feeds", "*"):
+        with pytest.raises(ValueError, match="ASSISTANT_FETCH_ALLOW"):
+            load_settings({"ASSISTANT_FETCH_ALLOW": bad})

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.errors import BadFeedback, FeedbackFull
-from assistant.feedback import MAX_COMMENT, FeedbackStore, answer_settings, entry_lines, feedback_path
+from assistant.errors import BadFeedback
+from assistant.feedback import (MAX_COMMENT, MAX_ENTRY_BYTES, MAX_SOURCE, FeedbackStore, answer_settings, entry_lines,
+                                feedback_path)
 from assistant.schema import Filters
 
 CITED = [{"n": 1, "article_id": "wheat.md", "title": "Wheat harvest", "url": "https://example.org/wheat",
@@ -75,14 +76,44 @@ def test_bad_feedback_gets_a_clear_message_and_stores_nothing(tmp_path):
         store.entries(since="yesterday")
 
 
-def test_the_store_refuses_new_feedback_at_its_size_cap_and_keeps_the_old(tmp_path):
-    store = FeedbackStore(tmp_path / "f.sqlite3", max_bytes=64 * 1024)
-    added = 0
-    with pytest.raises(FeedbackFull, match="store is full"):
-        for _ in range(100):
-            store.add("q", "a" * 10_000, "up")
-            added += 1
-    assert 3 <= added < 100 and len(store.entries()) == added
+def test_every_stored_field_and_the_entry_are_capped(tmp_path):
+    """Issue 18, finding 3: an outlet name in the filters had no cap, nor the settings stored with
+    an entry (~1 MB each); now each is capped, and so is the whole entry."""
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+
+    def settings(sources=("Plains Daily",), history=()):
+        return answer_settings(Settings(), Filters(sources=tuple(sources)), list(history))
+
+    for produced, message in ((settings(["x" * 1_000_000]), f"outlet name in the filters is over {MAX_SOURCE}"),
+                              (settings(["x" * (MAX_SOURCE + 1)]), "outlet name"),
+                              (settings([f"o{i}" for i in range(51)]), "at most 50 outlets"),
+                              (settings(history=["q" * 4_001]), "earlier question is over 4,000"),
+                              ({"history": ["q"] * 6}, "5 earlier questions"),
+                              ({"filters": {"sources": [], "since": "x" * 50_000}}, "'since' must be a date")):
+        with pytest.raises(BadFeedback, match=message):
+            store.add("q", "a", "up", settings=produced)
+    many = [{"n": i, "quote": "z" * 3_900} for i in range(20)]  # each citation within its cap, together 78 KB
+    with pytest.raises(BadFeedback, match=f"an entry keeps at most {MAX_ENTRY_BYTES:,}"):
+        store.add("q", "a", "up", citations=many)
+    assert store.entries() == []
+    store.add("q" * 4_000, "a" * 10_000, "up", comment="c" * 2_000, citations=many[:3],
+              settings=settings(["y" * MAX_SOURCE] * 50, ["q" * 2_000] * 5))
+    assert len(store.entries()) == 1  # fields at or near their caps, the entry within its own
+
+
+def test_one_client_cannot_fill_the_store_the_oldest_entries_make_room(tmp_path):
+    """Issue 18, finding 3: once full, the store refused everyone's feedback for good; now it
+    keeps the newest entries within its size."""
+    store = FeedbackStore(tmp_path / "f.sqlite3", max_bytes=512 * 1024)
+    flood = [store.add("flood", "a" * 19_000, "up", citations=[{"n": 1, "quote": "z" * 3_900}] * 5)[0]
+             for _ in range(60)]  # ~40 KB each, 2.4 MB together
+    other, token = store.add("Who is Liu Weidong?", "A research fellow [1]", "down")
+    assert store.amend(other, token, comment="Wrong person")
+    kept = [e.id for e in store.entries()]
+    assert kept[0] == other and flood[0] not in kept and flood[-1] in kept
+    assert kept == sorted(kept, reverse=True) and len(kept) < 20  # the newest, each newer than every one removed
+    assert set(flood) - set(kept) == {i for i in flood if i < min(kept)}
+    assert store.path.stat().st_size < 2 * store.max_bytes  # freed pages are reused: the file stays about its size
 
 
 def test_since_filters_by_day(tmp_path):
@@ -98,6 +129,23 @@ def test_since_filters_by_day(tmp_path):
 def test_path_defaults_to_the_index_folder():
     assert str(feedback_path(Settings())) == "index/feedback.sqlite3"
     assert str(feedback_path(Settings.of(feedback_db=Path("/data/fb.db")))) == "/data/fb.db"
+
+
+ESCAPES = ("\x1b[2J\x1b[H", "\x1b]0;pwned\x07", "\x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\")
+FORGED = "2026-01-01 00:00:00 UTC  👍 up  #999 via chat"
+
+
+def test_entry_lines_escape_what_a_reader_sent(tmp_path):
+    """Issue 18, finding 4: ANSI sequences in a question, answer, comment or citation title cleared
+    the owner's screen, set the window title or planted links; a newline in a title forged an entry."""
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    store.add(f"Who {ESCAPES[0]}is he?", f"An {ESCAPES[1]}answer", "up", comment=f"See {ESCAPES[2]}",
+              citations=[{"n": 1, "title": f"Title\n\n{FORGED}\n  Q: forged", "url": "https://example.org/\x1b[31m"}])
+    lines = entry_lines(store.entries()[0])
+    assert all(line.isprintable() for line in lines) and not any("\x1b" in line for line in lines)
+    assert not any(line.startswith(("2026-01-01", "  Q: forged")) for line in lines)
+    assert lines[1] == "  Q: Who \\x1b[2J\\x1b[His he?"
+    assert f"  [1] Title\\n\\n{FORGED}\\n  Q: forged https://example.org/\\x1b[31m" in lines
 
 
 def test_entry_lines_for_the_terminal(tmp_path):

@@ -25,3 +25,17 @@ def test_stems_shares_and_number_words():
     assert weighted_share({"a", "b"}, {"a"}, {"a": 3.0, "b": 1.0}.get) == 0.75
     assert weighted_share(set(), set(), lambda t: 1.0) == 0.0
     assert number_words_as_digits("Six months, twenty days, Eleven") == "6 months, 20 days, 11"
+
+
+def test_shown_escapes_every_control_character_and_keeps_the_rest():
+    from assistant.text import shown
+
+    hostile = ("\x1b[2J\x1b[H"  # clear the screen
+               "\x1b]0;pwned\x07"  # set the window title
+               "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\"  # a terminal hyperlink
+               "\r\nforged line\x85\u2028\u202egnp.exe\t\x00")
+    out = shown(hostile)
+    assert out.isprintable() and "\n" not in out and "\x1b" not in out
+    assert out.startswith("\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07") and "\\r\\nforged line\\x85\\u2028\\u202egnp.exe\\t\\x00" in out
+    assert shown("Liu Weidong 刘卫东 — 40.7 % 👍") == "Liu Weidong 刘卫东 — 40.7 % 👍"
+    assert shown(42) == "42"

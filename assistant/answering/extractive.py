@@ -203,15 +203,20 @@ def rank(candidates: Sequence[Candidate], sentence: Model) -> list[Candidate]:
 
 
 _ASKED = re.compile(r"[^?]+\?*")
+# Questions of a compound query decided on their own, at most: each costs about one more answer,
+# so a question made of hundreds ("Liu Wei? " × 222) cost ~50 answers' time before this cap.
+MAX_SUB_QUESTIONS = 4
 
 
 def sub_questions(query: str) -> list[str]:
     """The questions of a compound query, when it holds more than one: "Who is Liu Weidong? Where
     does he work?" (typed so, or a follow-up carried with the question before it). Each is
-    decided on its own as well: the pair's diluted signals fall below a threshold either clears."""
+    decided on its own as well: the pair's diluted signals fall below a threshold either clears.
+    Each distinct question once, and the last `MAX_SUB_QUESTIONS` of them (a follow-up's own
+    question comes last), so an answer costs at most that many more whatever the text."""
     parts = [m.group(0).strip() for m in _ASKED.finditer(query)]
-    parts = [p for p in parts if len(p.split()) >= 2]
-    return parts if len(parts) > 1 else []
+    parts = list(dict.fromkeys(p for p in parts if len(p.split()) >= 2))
+    return parts[-MAX_SUB_QUESTIONS:] if len(parts) > 1 else []
 
 
 def spans_of(text: str) -> list[tuple[int, int]]:

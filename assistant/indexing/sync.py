@@ -26,7 +26,7 @@ from .embeddings import Embedder
 from ..errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .store import Store, open_index
 from ..schema import Article, Chunk
-from ..text import sentence_spans
+from ..text import sentence_spans, shown
 
 EMBED_GROUP = IndexingSettings.embed_group  # chunks embedded, then written, together: one Chroma commit per group
 
@@ -56,12 +56,6 @@ class SyncReport:
         if not self.changed:
             lines.append("nothing changed: the index already matches the corpus")
         return "\n".join(lines)
-
-
-def shown(name: str) -> str:
-    """A file name (or a reason naming one) fit for one line of a report: control characters,
-    a newline above all, are shown escaped (`\\n`) so a name cannot forge a line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(name))
 
 
 def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> SyncReport:

@@ -19,6 +19,7 @@ import httpx
 
 from ..errors import CorpusError, FetchFailed
 from .fetch import MAX_PAGE_BYTES, TOTAL_TIMEOUT, AddReport, Known, add_urls, fetch
+from .text import shown
 
 MAX_FEED_BYTES = 5_000_000
 MIN_INTERVAL = 60.0  # seconds: `--every` shorter than a minute would only hammer the feeds
@@ -34,13 +35,13 @@ class FeedReport:
 
     def summary(self) -> str:
         if self.error:
-            return f"{self.feed}: failed: {self.error}"
+            return f"{shown(self.feed)}: failed: {shown(self.error)}"
         a = self.articles
         entries = f"{self.entries} entr{'y' if self.entries == 1 else 'ies'}"
-        lines = [f"{self.feed}: {entries}: {len(a.added)} added, "
+        lines = [f"{shown(self.feed)}: {entries}: {len(a.added)} added, "
                  f"{len(a.present)} already present, {len(a.failed)} failed"]
-        lines += [f"  added    {url} → {file}" for url, file in a.added]
-        lines += [f"  failed   {url}: {why}" for url, why in a.failed]
+        lines += [f"  added    {shown(url)} → {shown(file)}" for url, file in a.added]
+        lines += [f"  failed   {shown(url)}: {shown(why)}" for url, why in a.failed]
         return "\n".join(lines)
 
 

@@ -1,35 +1,46 @@
 """URLs → Markdown article files in the corpus folder (`python -m assistant add`).
 
 `fetch` gets one page over http(s) within bounds: timeouts, at most five redirects,
-a size cap, HTML and PDF only. `add_urls` reads each page with the corpus readers
-(corpus.py: trafilatura with the JSON-LD fallback, pypdf), writes it as Markdown with
-front matter, and skips what the folder already holds: the same URL, or the same
+a size cap, HTML and PDF only, and only from public addresses: a loopback, private,
+link-local, unique-local or cloud-metadata address is refused (checked on the address
+connected to, for the URL and each redirect) unless the operator allows its origin by
+name (`make_client(allow=…)`: `--allow`, ASSISTANT_FETCH_ALLOW). Connections go direct
+(HTTP_PROXY is not used: a proxy would connect where it pleases). `add_urls` reads each
+page with the corpus readers (corpus.py: trafilatura with the JSON-LD fallback, pypdf),
+writes it as Markdown with front matter, and skips what the folder already holds: the same URL, or the same
 text under another URL. One URL failing is reported with its reason; the rest go on.
 Ingesting the folder is the caller's next step, as for any file dropped into it.
 
-Only the operator's command line calls this: nothing in the chat or the API fetches.
+Only the operator's command line calls this: nothing in the chat or the API fetches. But the
+URLs it fetches are often someone else's choice (a feed's links, a page's redirect), hence the
+address check.
 """
 
 from __future__ import annotations
 
 import email.utils
 import hashlib
+import ipaddress
 import os
 import re
+import socket
 import tempfile
 import time
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 import yaml
 
 from .corpus import MAX_BYTES, article_from_bytes, iter_corpus, read_document, require_corpus_dir
 from ..errors import FetchFailed, UnreadableFile
 from ..schema import Article
+from ..text import shown
 
 TIMEOUT = 20.0  # seconds to connect, and between two pieces of the answer
 TOTAL_TIMEOUT = 120.0  # seconds for a whole download, however slowly it trickles in
@@ -51,12 +62,134 @@ class Page:
     last_modified: str = ""  # the Last-Modified header as an ISO date, or ""
 
 
-def make_client(timeout: float = TIMEOUT, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """An httpx client that follows at most `MAX_REDIRECTS` redirects, with `timeout` per step."""
-    return httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout,
-                        transport=transport, headers={
-                            "User-Agent": USER_AGENT,
-                            "Accept": "text/html,application/xhtml+xml,application/pdf;q=0.9,*/*;q=0.1"})
+def make_client(timeout: float = TIMEOUT, transport: httpx.BaseTransport | None = None,
+                allow: Iterable[str] = ()) -> httpx.Client:
+    """An httpx client for `fetch`, with `timeout` per step, that connects to public addresses
+    only (`Guarded`), except for the origins in `allow` (`http://127.0.0.1:8799`). `fetch`
+    follows the redirects itself. A `transport` given is used as it is (no address check)."""
+    return httpx.Client(follow_redirects=False, timeout=timeout, transport=transport or Guarded(allow),
+                        headers={"User-Agent": USER_AGENT,
+                                 "Accept": "text/html,application/xhtml+xml,application/pdf;q=0.9,*/*;q=0.1"})
+
+
+# --- which addresses may be fetched ------------------------------------------------
+
+# Cloud instance metadata services (AWS, GCP, Azure, OpenStack; AWS over IPv6; Alibaba; AWS ECS),
+# named as such when refused. All are link-local, unique-local or shared addresses anyway.
+METADATA = frozenset(map(ipaddress.ip_address, ("169.254.169.254", "fd00:ec2::254", "100.100.100.200",
+                                                "169.254.170.2")))
+_UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def not_public(address: str) -> str:
+    """Why the IP `address` may not be fetched from ("a loopback address", …); "" when it is public.
+    An IPv6 address carrying an IPv4 one (mapped, compatible, 6to4, NAT64) is judged by that one."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        carried = ip.ipv4_mapped or ip.sixtofour
+        if carried is None and (ip in _NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1)):  # ::a.b.c.d
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None:
+            why = not_public(str(carried))
+            return f"{why} ({ip} is {carried})" if why else ""
+    for refused, why in ((ip in METADATA, "a cloud metadata address"),
+                         (ip.is_unspecified, "the unspecified address (this machine)"),
+                         (ip.is_loopback, "a loopback address"),
+                         (ip.is_link_local, "a link-local address"),
+                         (ip.version == 6 and ip in _UNIQUE_LOCAL, "a unique-local address"),
+                         (ip.is_multicast, "a multicast address"),
+                         (ip.is_reserved, "a reserved address"),
+                         (ip.is_private, "a private address"),
+                         (not ip.is_global, "not a public address")):
+        if refused:
+            return why
+    return ""
+
+
+class Refused(Exception):
+    """A connection `PublicOnly` will not make: `host` is, or resolves to, `address`, which is `why`."""
+
+    def __init__(self, host: str, address: str, why: str):
+        super().__init__(f"{host} is {why}" if host == address else f"{host} resolves to {address}, {why}")
+        self.host, self.address, self.why = host, address, why
+
+
+class PublicOnly(httpcore.NetworkBackend):
+    """httpcore's network backend, connecting to public addresses only. The host name is resolved
+    here, every address it has is checked, and the connection goes to an address checked: a DNS
+    answer that changes between the check and the connection (rebinding) cannot lead elsewhere."""
+
+    def __init__(self):
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        addresses = list(dict.fromkeys(info[4][0] for info in found if info[0] in (socket.AF_INET, socket.AF_INET6)))
+        for address in addresses:  # every one: a name with a public and a private address is refused
+            if why := not_public(address):
+                raise Refused(host, address, why)
+        error = httpcore.ConnectError(f"{host} has no IPv4 or IPv6 address")
+        for address in addresses:
+            try:
+                return self._backend.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
+                error = exc
+        raise error
+
+
+class _PublicTransport(httpx.HTTPTransport):
+    def __init__(self):
+        super().__init__()
+        # httpx 0.28's transport takes no network backend; its connection pool (`_pool`) does.
+        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=PublicOnly())
+
+
+class Guarded(httpx.BaseTransport):
+    """Requests to an origin in `allow` go out as they are; every other request may only connect
+    to a public address (`PublicOnly`). Origins match exactly: scheme, host and port."""
+
+    def __init__(self, allow: Iterable[str] = ()):
+        self.allow = frozenset(allowed_origin(o) for o in allow)
+        self.public = _PublicTransport()
+        self.open = httpx.HTTPTransport() if self.allow else None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.open is not None and origin(request.url) in self.allow:
+            return self.open.handle_request(request)
+        return self.public.handle_request(request)
+
+    def close(self) -> None:
+        self.public.close()
+        if self.open is not None:
+            self.open.close()
+
+
+def origin(url: str | httpx.URL) -> str:
+    """`scheme://host:port` of an http(s) URL, the port always written: the form origins are
+    compared in (`http://127.0.0.1` and `http://127.0.0.1:80` are one origin)."""
+    url = httpx.URL(url)
+    host = url.raw_host.decode("ascii").lower()
+    return f"{url.scheme}://{f'[{host}]' if ':' in host else host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+def allowed_origin(text: str) -> str:
+    """An origin the operator allows (`--allow`, ASSISTANT_FETCH_ALLOW), in `origin`'s form.
+
+    Raises:
+        ValueError: not `http(s)://host[:port]`.
+    """
+    try:
+        url = httpx.URL(text.strip())
+    except httpx.InvalidURL:
+        url = None
+    if (url is None or url.scheme not in ("http", "https") or not url.host or url.userinfo
+            or url.raw_path not in (b"", b"/") or url.fragment):
+        raise ValueError(f"{text!r} is not an origin like http://127.0.0.1:8799 (scheme, host and port only)")
+    return origin(url)
 
 
 def check_url(url: str) -> str:
@@ -83,12 +216,12 @@ def fetch(url: str, client: httpx.Client, *, accept: dict[str, str] | None = PAG
         total_timeout: seconds the whole download may take.
 
     Raises:
-        FetchFailed: with a short reason (HTTP status, timeout, too big, wrong type…).
+        FetchFailed: with a short reason (HTTP status, timeout, too big, wrong type, refused…).
     """
     url = check_url(url)
     started = time.monotonic()
     try:
-        with client.stream("GET", url) as response:
+        with _followed(url, client) as response:
             if not response.is_success:
                 raise FetchFailed(url, f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -113,14 +246,35 @@ def fetch(url: str, client: httpx.Client, *, accept: dict[str, str] | None = PAG
                 ctype = "application/pdf"
             return Page(url=url, final_url=str(response.url), content_type=ctype, body=body,
                         last_modified=_http_date(response.headers.get("last-modified", "")))
-    except httpx.TooManyRedirects:
-        raise FetchFailed(url, f"too many redirects (more than {MAX_REDIRECTS})") from None
     except httpx.TimeoutException:
         raise FetchFailed(url, f"timed out: no answer within {client.timeout.read:g} s") from None
-    except httpx.UnsupportedProtocol:  # the URL itself was checked: a redirect led elsewhere
-        raise FetchFailed(url, "redirected to a URL that is not http(s)") from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise FetchFailed(url, f"cannot fetch: {exc or type(exc).__name__}") from None
+
+
+@contextmanager
+def _followed(url: str, client: httpx.Client) -> Iterator[httpx.Response]:
+    """The streamed response at the end of `url`'s redirects, followed one at a time: each must
+    be http(s), and goes through the client's address check like the first (`Guarded`)."""
+    request = client.build_request("GET", url)
+    for redirects in range(MAX_REDIRECTS + 1):
+        try:
+            response = client.send(request, stream=True)
+        except Refused as exc:
+            where = f"redirected to {request.url}; " if redirects else ""
+            raise FetchFailed(url, f"refused: {where}{exc} (to fetch from it anyway, allow "
+                                   f"{origin(request.url)} with --allow or ASSISTANT_FETCH_ALLOW)") from None
+        if response.next_request is None:
+            try:
+                yield response
+            finally:
+                response.close()
+            return
+        response.close()
+        request = response.next_request
+        if request.url.scheme not in ("http", "https"):
+            raise FetchFailed(url, "redirected to a URL that is not http(s)")
+    raise FetchFailed(url, f"too many redirects (more than {MAX_REDIRECTS})")
 
 
 # --- what the corpus already holds ------------------------------------------------
@@ -180,9 +334,9 @@ class AddReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (url, reason)
 
     def summary(self) -> str:
-        lines = [f"  added    {url} → {file}" for url, file in self.added]
-        lines += [f"  present  {url} (already in {file})" for url, file in self.present]
-        lines += [f"  failed   {url}: {why}" for url, why in self.failed]
+        lines = [f"  added    {shown(url)} → {shown(file)}" for url, file in self.added]
+        lines += [f"  present  {shown(url)} (already in {shown(file)})" for url, file in self.present]
+        lines += [f"  failed   {shown(url)}: {shown(why)}" for url, why in self.failed]
         head = f"added {len(self.added)}, already present {len(self.present)}, failed {len(self.failed)}"
         return "\n".join([head, *lines])
 

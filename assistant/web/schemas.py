@@ -8,10 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..feedback import MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION
+from ..feedback import MAX_ANSWER, MAX_CITATIONS, MAX_COMMENT, MAX_QUESTION, MAX_SOURCE, MAX_SOURCES
 from ..schema import Answer, ArticleRef, CheckedSentence, Citation, Filters, Hit, Verification
 from .scope import Scope
-from .share import quote_link
+from .share import quote_link, safe_url
+
+
+def http_url(url: str) -> str | None:
+    """An article's URL as every JSON shape gives it: http(s), or None (none, or `javascript:`…)."""
+    return safe_url(url) or None
 
 _DATE = r"^(\d{4}-\d{2}-\d{2})?$"
 
@@ -20,7 +25,8 @@ _DATE = r"^(\d{4}-\d{2}-\d{2})?$"
 
 class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sources: list[str] = Field(default=[], max_length=50, description="only these outlets")
+    sources: list[Annotated[str, Field(max_length=MAX_SOURCE)]] = Field(default=[], max_length=MAX_SOURCES,
+                                                                        description="only these outlets")
     since: str = Field(default="", pattern=_DATE, description="only articles dated on or after (YYYY-MM-DD)")
     until: str = Field(default="", pattern=_DATE, description="only articles dated on or before (YYYY-MM-DD)")
 
@@ -45,7 +51,7 @@ class CitationIn(BaseModel):
     n: int
     article_id: str = Field(default="", max_length=1000)
     title: str = Field(default="", max_length=1000)
-    url: str = Field(default="", max_length=2000)
+    url: str | None = Field(default=None, max_length=2000)
     link: str | None = Field(default=None, max_length=4000)
     quote: str = Field(default="", max_length=2000)
 
@@ -77,7 +83,7 @@ class PassageOut(BaseModel):
     title: str
     source: str
     date: str
-    url: str
+    url: str | None = Field(description="the article's http(s) URL; null when it has none")
     text: str
     score: float
     similarity: float
@@ -88,7 +94,7 @@ class PassageOut(BaseModel):
     @classmethod
     def of(cls, hit: Hit) -> PassageOut:
         c = hit.chunk
-        return cls(rank=hit.rank, article_id=c.article_id, title=c.title, source=c.source, date=c.date, url=c.url,
+        return cls(rank=hit.rank, article_id=c.article_id, title=c.title, source=c.source, date=c.date, url=http_url(c.url),
                    text=c.text, score=round(float(hit.score), 6), similarity=round(float(hit.similarity), 6),
                    chunk_id=c.chunk_id, start=c.start, end=c.end)
 
@@ -99,7 +105,7 @@ class CitationOut(BaseModel):
     title: str
     source: str
     date: str
-    url: str
+    url: str | None = Field(description="the article's http(s) URL; null when it has none")
     quote: str = Field(description="verbatim from the stored article")
     link: str | None = Field(description="the article URL with a text fragment (`#:~:text=…`) that opens it "
                                          "scrolled to the quote, highlighted; null when the article has no "
@@ -109,7 +115,7 @@ class CitationOut(BaseModel):
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
         c = citation.hit.chunk
-        return cls(n=citation.n, article_id=c.article_id, title=c.title, source=c.source, date=c.date, url=c.url,
+        return cls(n=citation.n, article_id=c.article_id, title=c.title, source=c.source, date=c.date, url=http_url(c.url),
                    quote=citation.quote, link=quote_link(c.url, citation.quote), passage_rank=citation.hit.rank)
 
 
@@ -149,11 +155,11 @@ class ArticleOut(BaseModel):
     title: str
     source: str
     date: str
-    url: str
+    url: str | None = Field(description="the article's http(s) URL; null when it has none")
 
     @classmethod
     def of(cls, a: ArticleRef) -> ArticleOut:
-        return cls(article_id=a.article_id, title=a.title, source=a.source, date=a.date, url=a.url)
+        return cls(article_id=a.article_id, title=a.title, source=a.source, date=a.date, url=http_url(a.url))
 
 
 class AnswerOut(BaseModel):

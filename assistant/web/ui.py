@@ -42,6 +42,10 @@ CHAT_PATHS = ("/", "/config", "/config/", "/theme.css", "/favicon.ico", "/robots
 QUEUE_SIZE = 32
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+# Where the chat's Markdown (marked, GitHub-flavoured) would make a link of plain text: `https://`,
+# `www.` and e-mail addresses. A backslash before the `:`, `.` or `@` keeps it text.
+_AUTOLINK = re.compile(r"(:(?=//)|(?<=www)\.|@)", re.IGNORECASE)
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+!|~>:.@])")
 _CITE = re.compile(r"\[(\d+)\]")
 CSS = """
 .pd-source { border-left: 3px solid var(--color-accent); padding: 0.4em 0.8em; margin: 0 0 1em 0; }
@@ -63,7 +67,18 @@ COPY_JS = """async (markdown, question) => {
 
 def md_escape(text: str) -> str:
     """Untrusted text as literal Markdown: no tags, links or emphasis survive."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
+    return _AUTOLINK.sub(r"\\\1", _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False)))
+
+
+def md_unescape(markdown: str) -> str:
+    """The text `md_escape` was given (white space folded)."""
+    return html.unescape(_ESCAPED.sub(r"\1", markdown))
+
+
+def user_message(question: str) -> dict:
+    """The reader's question as a chat message: text (`md_escape`), whatever it holds, as `/embed`
+    shows it; a shared link (`/?q=…`) is someone else's words. `user_questions` reads it back."""
+    return {"role": "user", "content": md_escape(question)}
 
 
 def source_line(c: Citation) -> str:
@@ -158,8 +173,8 @@ def header_markdown(scope: Scope) -> str:
 
 
 def user_questions(history: Sequence[dict]) -> list[str]:
-    """The user's earlier questions. Gradio 6 hands content back as a list of
-    `{"type": "text", "text": ...}` parts; our own history holds plain strings."""
+    """The user's earlier questions, as asked (`user_message` shows them escaped). Gradio 6 hands
+    content back as a list of `{"type": "text", "text": ...}` parts; our own history holds plain strings."""
     out = []
     for m in history:
         if m.get("role") != "user":
@@ -168,7 +183,7 @@ def user_questions(history: Sequence[dict]) -> list[str]:
         if isinstance(content, list):
             content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
         if isinstance(content, str) and content.strip():
-            out.append(content)
+            out.append(md_unescape(content))
     return out
 
 
@@ -196,8 +211,7 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
     shared with the API; the answer holds one while it is computed."""
     history = text_history(history)
     earlier = user_questions(history)
-    history = history + [{"role": "user", "content": question},
-                         {"role": "assistant", "content": "*Searching the articles…*"}]
+    history = history + [user_message(question), {"role": "assistant", "content": "*Searching the articles…*"}]
     yield list(history), ""
     answer, draft = None, ""
     try:
@@ -295,7 +309,7 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
             answers = dict(answers or {})
 
             def refused(message: str):
-                turn = [{"role": "user", "content": q}, {"role": "assistant", "content": f"⚠️ {md_escape(message)}"}]
+                turn = [user_message(q), {"role": "assistant", "content": f"⚠️ {md_escape(message)}"}]
                 return text_history(history) + turn, "", answers
 
             wait = limiter.wait(request.request or request) if limiter and request else 0

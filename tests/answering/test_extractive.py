@@ -132,6 +132,27 @@ def test_a_compound_query_is_also_decided_question_by_question():
     assert sub_questions("How much did trade grow?") == [] and sub_questions("what?? ok") == []
 
 
+def test_a_question_of_many_tiny_questions_costs_a_few_answers(seed_assistant, monkeypatch):
+    """Issue 18, finding 5: "Liu Wei? " × 222 was decided question by question, 222 times (~50× the
+    cost of an answer). Counted in sentence-scoring passes over the passages, not timed."""
+    from assistant.answering.extractive import MAX_SUB_QUESTIONS, sub_questions
+
+    repeated = "Liu Wei? " * 222
+    distinct = " ".join(f"Liu Wei {n}?" for n in range(150))
+    assert sub_questions(repeated) == []  # one question, asked 222 times
+    assert sub_questions(distinct) == [f"Liu Wei {n}?" for n in range(146, 150)]  # the last ones
+    passes = []
+    candidates = ExtractiveAnswerer.candidates
+    monkeypatch.setattr(ExtractiveAnswerer, "candidates",
+                        lambda self, question, *args, **kwargs: passes.append(question) or
+                        candidates(self, question, *args, **kwargs))
+    for question in (repeated, distinct):
+        assert len(question) <= seed_assistant.settings.answers.max_question_chars
+        passes.clear()
+        seed_assistant.ask(question)
+        assert 1 <= len(passes) <= 1 + MAX_SUB_QUESTIONS, len(passes)
+
+
 def test_a_compound_query_is_answered_when_one_of_its_questions_would_be(embedder):
     """Two questions typed together dilute every signal of each; the pair is answered when either
     question alone clears the answer-or-refuse threshold. Weights that refuse long questions

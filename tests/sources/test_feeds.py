@@ -130,6 +130,38 @@ def test_failing_entries_are_named(news, corpus_dir, web_client):
     assert f"  failed   {news.url('/news/gone')}: HTTP 404 Not Found" in report.summary()
 
 
+def test_entries_linking_to_internal_addresses_are_refused_one_by_one(news, other_site, corpus_dir, web_client):
+    """Issue 18, finding 2: a feed (on the allowed site) whose entries point at another loopback
+    port, the cloud metadata address, or a page that redirects to another port: each of those
+    is refused with its reason, nothing is fetched or written for it; the good entry goes in."""
+    other_site.serve("/admin", article_page("Internal only", STORIES["/news/levy"][1]))
+    news.redirect("/go/admin", other_site.url("/admin"))
+    news.serve("/mixed.xml", rss(("Levy", news.url("/news/levy")), ("Admin", other_site.url("/admin")),
+                                 ("Metadata", "http://169.254.169.254/latest/meta-data/"),
+                                 ("Short link", news.url("/go/admin"))), content_type="application/rss+xml")
+    (report,) = follow_feeds([news.url("/mixed.xml")], corpus_dir, web_client)
+    assert [url for url, _ in report.articles.added] == [news.url("/news/levy")]
+    allow = f" (to fetch from it anyway, allow {other_site.url('')} with --allow or ASSISTANT_FETCH_ALLOW)"
+    assert report.articles.failed == [
+        (other_site.url("/admin"), "refused: 127.0.0.1 is a loopback address" + allow),
+        ("http://169.254.169.254/latest/meta-data/", "refused: 169.254.169.254 is a cloud metadata address (to fetch "
+                                                     "from it anyway, allow http://169.254.169.254:80 with --allow or "
+                                                     "ASSISTANT_FETCH_ALLOW)"),
+        (news.url("/go/admin"), f"refused: redirected to {other_site.url('/admin')}; 127.0.0.1 is a loopback address"
+                                + allow)]
+    assert other_site.hits == {}
+    assert files(corpus_dir) == ["harbour-times_2024-03-05_valdora-port-approves-container-levy.md"]
+    assert f"  failed   {other_site.url('/admin')}: refused: 127.0.0.1 is a loopback address" in report.summary()
+
+
+def test_a_feed_on_an_address_not_allowed_is_refused(news, other_site, corpus_dir, web_client):
+    other_site.serve("/rss.xml", rss(("Levy", news.url("/news/levy"))), content_type="application/rss+xml")
+    (report,) = follow_feeds([other_site.url("/rss.xml")], corpus_dir, web_client)
+    assert report.error.startswith("refused: 127.0.0.1 is a loopback address (to fetch from it anyway, allow "
+                                   f"{other_site.url('')} with")
+    assert other_site.hits == {} and files(corpus_dir) == []
+
+
 def test_feed_links(news, web_client):
     assert feed_links(news.url("/atom.xml"), web_client) == [news.url("/news/ferry"), news.url("/news/dredging")]
     with pytest.raises(FetchFailed) as info:
@@ -178,6 +210,14 @@ def test_run_every_waits_from_start_to_start():
     code = run_every(1800, job, rounds=3, sleep=sleep, clock=lambda: now[0], say=said.append)
     assert calls == [0, 1800, 3600] and slept == [1700, 1700] and code == 1
     assert said == ["next run in 28 min (Ctrl-C stops)"] * 2
+
+
+def test_feed_report_lines_escape_control_characters():
+    failed = FeedReport("https://a.example/rss\x1b[2J", error="not a readable RSS or Atom feed (\x1b]0;x\x07)")
+    assert failed.summary() == "https://a.example/rss\\x1b[2J: failed: not a readable RSS or Atom feed (\\x1b]0;x\\x07)"
+    report = FeedReport("u", entries=1)
+    report.articles.failed.append(("https://evil.example/\nu: 9 entries: 9 added", "HTTP 404 Not Found"))
+    assert report.summary().splitlines()[1] == "  failed   https://evil.example/\\nu: 9 entries: 9 added: HTTP 404 Not Found"
 
 
 def test_feed_report_summary_for_no_entries():

@@ -9,8 +9,8 @@ import yaml
 
 from assistant.sources.corpus import iter_corpus, load_article
 from assistant.errors import FetchFailed
-from assistant.sources.fetch import (AddReport, Known, add_urls, check_url, fetch, file_name, make_client,
-                             normalise_url)
+from assistant.sources.fetch import (AddReport, Known, add_urls, allowed_origin, check_url, fetch, file_name,
+                                     make_client, normalise_url, not_public, origin)
 from conftest import article_page, pdf_bytes, write_article
 
 LEVY = [
@@ -168,7 +168,7 @@ def test_server_error(site, corpus_dir, web_client):
 
 def test_timeout(site, corpus_dir):
     site.serve("/slow", b"", stall=True)
-    with make_client(timeout=0.3) as quick:
+    with make_client(timeout=0.3, allow=[site.url("")]) as quick:
         assert failed(site, corpus_dir, quick, "/slow") == "timed out: no answer within 0.3 s"
 
 
@@ -226,11 +226,113 @@ def test_non_http_urls_are_refused_before_any_request(site, corpus_dir, web_clie
     assert sum(site.hits.values()) == 0
 
 
-def test_connection_refused(corpus_dir, web_client):
+def test_connection_refused(corpus_dir):
     from conftest import free_port
 
-    reason = failed(None, corpus_dir, web_client, f"http://127.0.0.1:{free_port()}/a")
-    assert reason.startswith("cannot fetch: ")
+    closed = f"http://127.0.0.1:{free_port()}"
+    with make_client(timeout=2, allow=[closed]) as client:
+        assert failed(None, corpus_dir, client, closed + "/a").startswith("cannot fetch: ")
+
+
+# --- whose addresses (issue 18, finding 2) -------------------------------------------
+
+
+def refusal(origin: str) -> str:
+    return f" (to fetch from it anyway, allow {origin} with --allow or ASSISTANT_FETCH_ALLOW)"
+
+
+@pytest.mark.parametrize("address, why", [
+    ("127.0.0.1", "a loopback address"), ("::1", "a loopback address"), ("10.1.2.3", "a private address"),
+    ("172.16.0.9", "a private address"), ("192.168.1.1", "a private address"),
+    ("169.254.169.254", "a cloud metadata address"), ("fd00:ec2::254", "a cloud metadata address"),
+    ("100.100.100.200", "a cloud metadata address"), ("169.254.1.1", "a link-local address"),
+    ("fe80::1", "a link-local address"), ("fd12:3456::1", "a unique-local address"),
+    ("0.0.0.0", "the unspecified address (this machine)"), ("::", "the unspecified address (this machine)"),
+    ("100.64.0.1", "not a public address"), ("224.0.0.251", "a multicast address"),
+    ("::ffff:127.0.0.1", "a loopback address (::ffff:7f00:1 is 127.0.0.1)"),
+    ("::ffff:169.254.169.254", "a cloud metadata address (::ffff:a9fe:a9fe is 169.254.169.254)"),
+    ("::10.0.0.1", "a private address (::a00:1 is 10.0.0.1)"),
+    ("2002:7f00:1::", "a loopback address (2002:7f00:1:: is 127.0.0.1)"),
+    ("64:ff9b::a9fe:a9fe", "a cloud metadata address (64:ff9b::a9fe:a9fe is 169.254.169.254)"),
+    ("93.184.215.14", ""), ("2606:4700::1111", ""), ("::ffff:93.184.215.14", ""),
+])
+def test_which_addresses_are_public(address, why):
+    assert not_public(address) == why
+
+
+@pytest.mark.parametrize("host, shown", [
+    ("127.0.0.1", "127.0.0.1 is a loopback address"),
+    ("[::1]", "::1 is a loopback address"),
+    ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1 is a loopback address (::ffff:7f00:1 is 127.0.0.1)"),
+    ("2130706433", "2130706433 resolves to 127.0.0.1, a loopback address"),  # 127.0.0.1 as one number
+    ("0x7f.1", "0x7f.1 resolves to 127.0.0.1, a loopback address"),
+    ("0.0.0.0", "0.0.0.0 is the unspecified address (this machine)"),
+])
+def test_loopback_is_refused_in_every_spelling_and_nothing_is_sent(site, corpus_dir, host, shown):
+    site.serve("/news/levy", article_page("Valdora port approves container levy", LEVY))
+    url = f"http://{host}:{site.port}/news/levy"
+    with make_client(timeout=2) as client:
+        assert failed(site, corpus_dir, client, url) == f"refused: {shown}" + refusal(origin(url))
+    assert sum(site.hits.values()) == 0
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
+    ("http://[fd00:ec2::254]/latest/meta-data/", "fd00:ec2::254 is a cloud metadata address"),
+    ("http://10.0.0.1/admin", "10.0.0.1 is a private address"),
+    ("http://[fe80::1]/", "fe80::1 is a link-local address"),
+    ("https://[fd12:3456::1]/", "fd12:3456::1 is a unique-local address"),
+])
+def test_internal_addresses_are_refused_before_connecting(corpus_dir, url, shown):
+    with make_client(timeout=2) as client:  # refused before any connection: nothing here listens
+        assert failed(None, corpus_dir, client, url) == f"refused: {shown}" + refusal(origin(url))
+
+
+def test_a_name_is_refused_by_every_address_it_resolves_to(corpus_dir, monkeypatch):
+    """The guard resolves the name itself and connects only to an address it checked; a name with
+    one internal address among public ones is refused (a rebinding name could pick either)."""
+    import socket
+
+    def resolve(host, port, *args, **kwargs):
+        assert host == "news.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with make_client(timeout=2) as client:
+        assert failed(None, corpus_dir, client, "http://news.example/levy") == (
+            "refused: news.example resolves to 10.0.0.7, a private address" + refusal("http://news.example:80"))
+
+
+def test_an_allowed_origin_opens_no_other(site, other_site, corpus_dir, web_client):
+    """`web_client` allows `site`'s origin alone: another loopback port, the same port by another
+    name or scheme, and redirects to any of them are refused, the URL and the reason named."""
+    page = article_page("Valdora port approves container levy", LEVY)
+    other_site.serve("/secret", page)
+    site.redirect("/out", other_site.url("/secret"))
+    site.redirect("/out-by-name", f"http://localhost:{site.port}/news/levy")
+    loopback = refusal(other_site.url(""))
+    assert failed(site, corpus_dir, web_client, other_site.url("/secret")) == (
+        "refused: 127.0.0.1 is a loopback address" + loopback)
+    assert failed(site, corpus_dir, web_client, "/out") == (
+        f"refused: redirected to {other_site.url('/secret')}; 127.0.0.1 is a loopback address" + loopback)
+    by_name = failed(site, corpus_dir, web_client, "/out-by-name")
+    assert by_name.startswith(f"refused: redirected to http://localhost:{site.port}/news/levy; localhost resolves to ")
+    assert by_name.endswith(", a loopback address" + refusal(f"http://localhost:{site.port}"))
+    assert failed(site, corpus_dir, web_client, f"https://127.0.0.1:{site.port}/news/levy") == (
+        "refused: 127.0.0.1 is a loopback address" + refusal(f"https://127.0.0.1:{site.port}"))
+    assert other_site.hits == {} and site.hits["/news/levy"] == 0
+    site.serve("/news/levy", page)
+    assert add_one(site.url("/news/levy"), corpus_dir, web_client) == ("added", LEVY_FILE)  # the allowed one
+
+
+def test_allowed_origins_are_exact():
+    assert allowed_origin("HTTP://127.0.0.1:8799/") == "http://127.0.0.1:8799"
+    assert allowed_origin("http://intranet.example") == "http://intranet.example:80"
+    assert allowed_origin("https://[::1]") == "https://[::1]:443"
+    for bad in ("127.0.0.1:8799", "http://127.0.0.1:8799/feeds", "ftp://127.0.0.1", "http://user@127.0.0.1", ""):
+        with pytest.raises(ValueError, match="is not an origin like"):
+            allowed_origin(bad)
 
 
 # --- pieces --------------------------------------------------------------------------
@@ -292,6 +394,17 @@ def test_report_summary_counts():
         "  present  u2 (already in f2)",
         "  failed   u3: HTTP 404 Not Found",
     ]
+
+
+def test_report_lines_escape_control_characters():
+    """Issue 18, finding 4: a feed's link (or a server's reason) is printed in the summary; it can
+    neither drive the terminal nor forge a line."""
+    link = "https://evil.example/\x1b]0;pwned\x07a\n  added    https://forged.example → forged.md"
+    report = AddReport(added=[(link, "f.md")], present=[(link, "g.md")], failed=[(link, "HTTP 404 \x1b[2J")])
+    lines = report.summary().splitlines()
+    assert len(lines) == 4 and all(line.isprintable() for line in lines)
+    assert lines[1] == "  added    https://evil.example/\\x1b]0;pwned\\x07a\\n  added    https://forged.example → forged.md → f.md"
+    assert lines[3].endswith(": HTTP 404 \\x1b[2J")
 
 
 def test_only_the_command_line_imports_fetching():

@@ -173,6 +173,32 @@ def test_citations_link_to_the_quote_in_the_article(client):
     assert cite["link"] == quote_link(cite["url"], cite["quote"]) and cite["link"].startswith(cite["url"] + "#:~:text=")
 
 
+def test_every_url_field_is_http_or_null(embedder, tmp_path):
+    """Issue 18, "Also": `citations[].url` returned an article's raw `javascript:` URL (its `link`
+    was already null); every URL field of `/api/ask` and `/api/search` (the `--json` shapes) is now
+    an http(s) URL or null."""
+    from assistant.indexing.store import open_store
+    from assistant.indexing.sync import sync
+    from assistant.wiring import build_assistant
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, url in (("js.md", "javascript:alert(1)"), ("data.md", "data:text/html,<b>x</b>"),
+                      ("ftp.md", "ftp://example.org/levy")):
+        write_article(corpus, name, f"Valdora levy ({name})", "The port authority of Valdora approved a levy of "
+                      f"14 euros per container on Tuesday, the {name} report said.", url=url)
+    sync(corpus, open_store(tmp_path / "index", embedder), embedder, progress=False)
+    settings = Settings.of(index_dir=tmp_path / "index", rate_limit="1000/minute")
+    with TestClient(build_api(build_assistant(settings, embedder=embedder), settings)) as c:
+        answered = c.post("/api/ask", json={"question": "How much is the container levy in Valdora?"}).json()
+        refused = c.post("/api/ask", json={"question": "Who won the 2018 FIFA World Cup?"}).json()
+        passages = c.post("/api/search", json={"question": "Valdora levy", "k": 3}).json()
+    assert answered["citations"] and refused["closest"] and len(passages) == 3
+    for item in answered["citations"] + answered["passages"] + refused["closest"] + passages:
+        assert item["url"] is None, item
+    assert all(c["link"] is None for c in answered["citations"])
+
+
 def test_feedback_is_stored_with_citations_and_settings(seed_assistant, settings, tmp_path):
     store = FeedbackStore(tmp_path / "feedback.sqlite3")
     with TestClient(build_api(seed_assistant, settings.with_(rate_limit="3/minute"), feedback=store)) as c:
@@ -205,9 +231,29 @@ def test_bad_feedback_gets_422_and_stores_nothing(client, seed_assistant, settin
         for body in ({"question": "q", "answer": "a", "rating": "meh"}, {"question": "", "answer": "a", "rating": "up"},
                      {"question": "q", "answer": "a", "rating": "up", "comment": "x" * 2001},
                      {"question": "q", "answer": "a" * 20_001, "rating": "up"},
-                     {"question": "q", "answer": "a", "rating": "up", "ip": "1.2.3.4"}):
-            assert c.post("/api/feedback", json=body).status_code == 422, body
+                     {"question": "q", "answer": "a", "rating": "up", "ip": "1.2.3.4"},
+                     # Issue 18, finding 3: ~1 MB of outlet name per entry filled the store in ~105 requests.
+                     {"question": "q", "answer": "a", "rating": "up", "filters": {"sources": ["x" * 900_000]}},
+                     {"question": "q", "answer": "a", "rating": "up", "filters": {"sources": ["x" * 201]}},
+                     {"question": "q", "answer": "a", "rating": "up",
+                      "citations": [{"n": i, "quote": "z" * 2_000, "title": "t" * 1_000} for i in range(20)]}):
+            r = c.post("/api/feedback", json=body)
+            assert r.status_code == 422, (r.status_code, str(body)[:200])
+        assert "an entry keeps at most 50,000" in r.json()["detail"]  # each citation within its caps, not the entry
     assert store.entries() == []
+
+
+def test_a_feedback_id_beyond_64_bits_gets_422_not_500(seed_assistant, settings, tmp_path):
+    """Issue 18, finding 6: `PATCH /api/feedback/<2**64>` raised OverflowError in SQLite (500)."""
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    entry, token = store.add("q", "a", "up")
+    with TestClient(build_api(seed_assistant, settings, feedback=store), raise_server_exceptions=False) as c:
+        for entry_id in (2**64, 2**63, 10**40, 0, -1, "1e3", "x" * 5_000):
+            r = c.patch(f"/api/feedback/{entry_id}", json={"token": token, "comment": "x"})
+            assert r.status_code == 422, (str(entry_id)[:20], r.status_code)
+        assert c.patch(f"/api/feedback/{2**63 - 1}", json={"token": token, "comment": "x"}).status_code == 404
+        assert c.patch(f"/api/feedback/{entry}", json={"token": token, "comment": "x"}).status_code == 204
+    assert store.amend(2**64, token, comment="y") is False and store.entries()[0].comment == "x"
 
 
 def test_pieces_join_back_to_the_text():

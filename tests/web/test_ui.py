@@ -1,7 +1,10 @@
+import re
+
 from assistant.answering.base import refusal
 from assistant.schema import Answer, CheckedSentence, Chunk, Citation, Hit, Verification
-from assistant.web.ui import (answer_markdown, md_escape, respond, sources_html, text_history, user_questions,
-                          verification_line)
+from assistant.web.ui import (answer_markdown, md_escape, md_unescape, respond, sources_html, text_history,
+                              user_message, user_questions, verification_line)
+from conftest import SHARED_LINK_PAYLOAD
 
 HOSTILE_TITLE = "<script>alert(1)</script><img src=x onerror=alert(2)> [click](javascript:alert(3))"
 HOSTILE_TEXT = "Before. <img src=x onerror=alert(4)> The quote is here. After <script>alert(5)</script>."
@@ -131,6 +134,26 @@ def test_the_chat_takes_and_echoes_text_only():
 
     for chat, _ in respond(Echo(), "Where does he work?", history):
         assert "/etc/hostname" not in repr(chat) and "file" not in repr(chat)
+
+
+def test_a_readers_question_is_text_in_the_chat_and_asked_as_typed():
+    class Refuses:
+        def ask_stream(self, question, earlier, filters):
+            assert question == SHARED_LINK_PAYLOAD and earlier == [SHARED_LINK_PAYLOAD]  # asked as typed
+            yield refusal([])
+
+    earlier = [user_message(SHARED_LINK_PAYLOAD), {"role": "assistant", "content": "No."}]
+    *_, (chat, _) = respond(Refuses(), SHARED_LINK_PAYLOAD, earlier)
+    for message in (chat[0], chat[2]):
+        assert message["role"] == "user"
+        shown = message["content"]
+        assert "<" not in shown and ">" not in shown  # no tag survives; `&lt;` is shown as "<"
+        assert re.search(r"(?<!\\)[\[\]()!*]", shown) is None  # no Markdown link, image or emphasis
+        assert re.search(r"(?<!\\)(:(?=//)|@)|www\.", shown, re.I) is None  # nor a bare URL made a link
+        assert md_unescape(shown) == SHARED_LINK_PAYLOAD
+    assert user_questions(chat) == [SHARED_LINK_PAYLOAD, SHARED_LINK_PAYLOAD]
+    for question in ("AT&T &amp; 5 < 6 \\ [1]", "What did *they* say?", "#1 > #2!"):
+        assert user_questions([user_message(question)]) == [question]
 
 
 def test_respond_says_when_every_answer_slot_is_taken(seed_assistant):
