@@ -19,7 +19,7 @@ import httpx
 
 from ..errors import CorpusError, FetchFailed
 from .fetch import MAX_PAGE_BYTES, TOTAL_TIMEOUT, AddReport, Known, add_urls, fetch
-from .text import shown
+from ..text import shown
 
 MAX_FEED_BYTES = 5_000_000
 MIN_INTERVAL = 60.0  # seconds: `--every` shorter than a minute would only hammer the feeds
