@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None, env=None) -> int:
         return 0
 
 
-MAX_K = 50  # the candidates each ranking keeps before fusion (retrieve.CANDIDATES)
+MAX_K = 50  # the candidates each ranking keeps before fusion (retrieval.hybrid.CANDIDATES)
 
 
 def _passages(raw: str) -> int:

@@ -8,7 +8,7 @@
     ├── IngestRunning        another ingest holds the ingest lock
     ├── FetchFailed          one URL or feed could not be fetched or read (reported, then skipped)
     ├── BadQuestion          empty, too long, or otherwise unusable question
-    ├── Busy                 every answer slot is taken (capacity.py); try again in `retry_after` s
+    ├── Busy                 every answer slot is taken (web/capacity.py); try again in `retry_after` s
     └── BadFeedback          a reader's feedback that cannot be stored as sent (too long, unknown rating)
 """
 

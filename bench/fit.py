@@ -5,7 +5,7 @@
 The sentence model learns which sentence of the retrieved passages holds the gold evidence;
 the answer-or-refuse model learns, from the best sentences' signals, whether the question is
 answerable from the articles at all. Both are logistic regressions over the features named in
-`assistant/answering/extractive.py`. Prints the cross-validated figures (each question answered by weights
+`assistant/answering/weights.py`. Prints the cross-validated figures (each question answered by weights
 fitted without its fold), then writes the weights fitted on everything, with the sets, the
 folds and the held-back figures recorded beside them.
 """

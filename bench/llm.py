@@ -15,7 +15,7 @@ block the most off-corpus questions while blocking at most 1 % of the answerable
 `context`: for each budget, the share of answerable questions whose evidence is in what the
 model is shown (`prompt.excerpts`), and the prompt's passage tokens.
 
-`calibrate` scores sentences against passage windows with `generate.Support` (words only,
+`calibrate` scores sentences against passage windows with `verify.Support` (words only,
 embedding only, and both averaged: what the verifier uses) on
   - crafted pairs (below): paraphrases that a passage supports, and changed names, figures and
     invented claims that it does not;

@@ -400,7 +400,7 @@ def test_browser_feedback_is_stored_and_listed_by_the_cli(chat, app, tmp_path):
     expect(chat.page.locator("#feedback-status")).to_contain_text("Thanks for the feedback", timeout=ANSWER_MS)
     comment = chat.page.locator("#feedback-text textarea")
     comment.fill("Which months? The answer should say.")
-    chat.page.screenshot(path=str(tmp_path / "chat-feedback.png"))  # the README's picture (copied by hand)
+    chat.page.screenshot(path=str(tmp_path / "chat-feedback.png"))  # to look at by hand; no page in docs/ shows it
     chat.page.locator("#feedback-send").click()
     expect(chat.page.locator("#feedback-status")).to_contain_text("Comment sent", timeout=ANSWER_MS)
 

@@ -4,7 +4,7 @@
 retrieved passage supports it (`Support`): the cited one (verified), or another one (the
 number is corrected). Unsupported sentences are dropped, numbers that point nowhere are
 removed, and `assemble` quotes the supporting sentences verbatim from their passage, so
-`answer.check_citations` holds as for the extractive answer.
+`base.check_citations` holds as for the extractive answer.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..text import number_words_as_digits, sentence_spans, stemmed_terms, weight
 
 # A sentence is supported when its support score against one window (a sentence, or two adjacent
 # sentences) of a passage reaches this. Measured on crafted pairs and on the news dev set:
-# `python bench/llm.py calibrate` (README, "Answers written by a language model").
+# `python bench/llm.py calibrate` (docs/llm.md).
 SUPPORT_THRESHOLD = 0.7
 VERIFIED, CORRECTED, UNSUPPORTED = "verified", "corrected", "unsupported"
 

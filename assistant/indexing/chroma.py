@@ -232,7 +232,7 @@ class ChromaStore(Store):
         text order: the spans `text.sentence_spans(chunk.text)` gives, embedded at ingest. A chunk
         indexed before sentences were stored (or unknown) maps to []: callers encode those.
         Read by record id, from the chunk texts' spans: 2-3 ms for 5 chunks on the news index,
-        against 6-10 ms filtering the sentences by `chunk_id` (README, "Measured")."""
+        against 6-10 ms filtering the sentences by `chunk_id` (docs/design.md, "Sentence vectors")."""
         out: dict[str, list[tuple[int, int, np.ndarray]]] = {cid: [] for cid in chunk_ids}
         if not out:
             return out

@@ -51,7 +51,7 @@ class MiniLM(Embedder, Embeddings):
     def __init__(self, threads: int | None = 1):
         self.threads = threads
         # Inside `remembering()`: this thread's single texts and their vectors. A question is
-        # embedded for retrieval and again when its answer is scored (answer.py); within one
+        # embedded for retrieval and again when its answer is scored (answering/extractive.py); within one
         # request the second time is free. Never across requests: a benchmark repeating questions
         # would otherwise measure a cache.
         self._recent = threading.local()

@@ -72,7 +72,7 @@ def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> Syn
 
 def lock_path(settings: Settings) -> Path:
     """`ingest_lock` if set; else beside the embedded index, or one file per server in the
-    temp folder (which only guards ingests run from this machine: see the README)."""
+    temp folder (which only guards ingests run from this machine: see docs/operating.md)."""
     if settings.storage.ingest_lock:
         return settings.storage.ingest_lock
     if settings.storage.chroma_host:

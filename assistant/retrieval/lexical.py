@@ -47,7 +47,7 @@ class Lexical:
                                   minlength=len(self.tokenizer.get_vocab_dict()))
             self._save(cache_dir)
         self.vocab = self.tokenizer.get_vocab_dict()
-        # Each term's weight, computed once: an answer asks for ~800 of them (answer.py's signals).
+        # Each term's weight, computed once: an answer asks for ~800 of them (answering/signals.py).
         n = len(chunks)
         self._idf = {term: float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
                      for term, df in zip(self.vocab, self.df[list(self.vocab.values())].tolist())} if chunks else {}

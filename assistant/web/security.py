@@ -1,5 +1,5 @@
 """What guards the server's public surface: one rate limit for every way to ask, and ASGI
-middlewares around the whole app (`api.build_server` puts them on with `guard`, in one order,
+middlewares around the whole app (`server.build_server` puts them on with `guard`, in one order,
 with Starlette's request body limit).
 
     RateLimiter       questions per client address, shared by `/api/ask*` and the Gradio chat

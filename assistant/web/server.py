@@ -14,7 +14,7 @@ The routes live in `routes/`, one module per feature; the JSON they take and giv
 `schemas.py`. `build_shared` makes one rate limiter, one feedback store and one set of answer
 slots, which the API and the chat share. `EMBED_ALLOWED_ORIGINS` names the sites that may frame
 `/embed` and call `/api/*` from a browser (CORS, on `/api/*` only). What else guards the server
-(paths, body size, headers, the shared rate limit) is in `security.py`; README, "Security".
+(paths, body size, headers, the shared rate limit) is in `security.py`; docs/security.md.
 """
 
 from __future__ import annotations

@@ -408,7 +408,7 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
             event(on_comment, [comment, commenting, rated], [comment, comment_group, feedback_status])
 
         copy.click(None, [latest_markdown, latest_question], None, js=COPY_JS)
-    # 2 answers at once: 2 cores, 1 torch thread each (README). A full queue answers 503, which the
+    # 2 answers at once: 2 cores, 1 torch thread each (docs/operating.md). A full queue answers 503, which the
     # page shows as "This application is currently busy. Please try again." `api_open=False`:
     # Gradio's REST routes would otherwise run queued events without the queue.
     return app.queue(default_concurrency_limit=2, max_size=queue_size, api_open=False)

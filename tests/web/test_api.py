@@ -510,7 +510,7 @@ def test_embed_answers_in_a_cross_site_frame_with_third_party_storage_blocked_10
         ref.click()
         expect(note).to_have_attribute("open", "")
         expect(note.locator("blockquote")).to_contain_text("with the value surging by 40.7 per cent")
-        if attempt == 0:  # the README's picture, written to tmp (copied to docs/ by hand)
+        if attempt == 0:  # docs/embedding.md's picture (docs/embed.png), written to tmp (copied by hand)
             frame.locator("#pd-log").evaluate("log => { log.scrollTop = 0; }")
             w.page.screenshot(path=str(tmp_path / "embed.png"))
             assert (tmp_path / "embed.png").stat().st_size > 20_000
@@ -895,7 +895,7 @@ def test_embed_at_320_px_by_keyboard_alone_and_feedback_listed_by_the_cli(site, 
     widths = page.evaluate("() => [document.documentElement.scrollWidth, document.getElementById('pd-log').scrollWidth]")
     assert max(widths) <= 320, widths
     page.locator("#pd-log").evaluate("log => { log.scrollTop = log.scrollHeight; }")
-    page.screenshot(path=str(tmp_path / "embed-320.png"))  # the README's narrow picture (copied by hand)
+    page.screenshot(path=str(tmp_path / "embed-320.png"))  # docs/embed-narrow.png (copied by hand)
     w.close()
     assert w.dialogs == [] and w.errors == []
 

@@ -1,4 +1,4 @@
-"""The guards of the public surface (assistant/security.py): first each piece on a tiny app, then
+"""The guards of the public surface (assistant/web/security.py): first each piece on a tiny app, then
 every probe of issue #9 against `python app.py` launched as the README says (default settings,
 but a small rate limit and queue), over loopback. A probe from its own client address
 (127.0.0.x: all of 127/8 is loopback) has its own rate-limit bucket, so tests do not share one.

@@ -2,7 +2,7 @@
 
 The embed page is our own, not Gradio's: Gradio's front end reads `localStorage`, which a
 browser denies to a cross-site frame when third-party cookies are blocked, and then stays on
-"Loading…" (README, "Embedding"). `EMBED_ALLOWED_ORIGINS` names the sites that may frame it
+"Loading…" (docs/embedding.md). `EMBED_ALLOWED_ORIGINS` names the sites that may frame it
 (CSP `frame-ancestors`); without them, any site may.
 """
 
