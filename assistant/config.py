@@ -134,10 +134,6 @@ class AnswerSettings:
     """Retrieval and the answer step's limits."""
 
     top_k: int = setting(5, "ASSISTANT_TOP_K", "passages retrieved for an answer", int)
-    min_similarity: float = setting(0.1, "ASSISTANT_MIN_SIMILARITY", "a language model is not asked below this "
-                                    "cosine similarity of the best passage (when its fitted floor is not set)", float)
-    min_coverage: float = setting(0.4, "ASSISTANT_MIN_COVERAGE", "…or when no passage holds this share of the "
-                                  "question's IDF-weighted terms", float)
     max_question_chars: int = setting(2000, "ASSISTANT_MAX_QUESTION_CHARS", "longest question (and history item)", int)
     max_answers: int = setting(0, "ASSISTANT_MAX_ANSWERS", "answers computed at once by the API and the chat "
                                "together (0: the core count)", int)
@@ -158,6 +154,11 @@ class LLMSettings:
     llm_timeout: float = setting(60.0, "ASSISTANT_LLM_TIMEOUT", "seconds a model may take before the "
                                  "extractive answer is shown", float)
     llm_max_tokens: int = setting(256, "ASSISTANT_LLM_MAX_TOKENS", "longest reply", int)
+    min_similarity: float | None = setting(None, "ASSISTANT_MIN_SIMILARITY", "a language model is not asked "
+                                           "below this cosine similarity of the best passage (unset: the fitted "
+                                           "floor, answering/llm_floor.json)", float)
+    min_coverage: float | None = setting(None, "ASSISTANT_MIN_COVERAGE", "…or when no passage holds this share of "
+                                         "the question's IDF-weighted terms (unset: the fitted floor)", float)
     llm_context_tokens: int = setting(400, "ASSISTANT_LLM_CONTEXT_TOKENS", "about how many tokens of passage "
                                       "text the prompt holds (0: every passage whole)", int)
 

@@ -87,8 +87,8 @@ def feedback_path(settings: Settings) -> Path:
 def answer_settings(settings: Settings, filters=None, history: Sequence[str] = ()) -> dict:
     """The settings that produced an answer: answer step, retrieval and refusal knobs, the
     reader's filters and earlier questions. No secrets (API keys, tokens) and no addresses."""
-    return {"llm": settings.llm.backend, "top_k": settings.answers.top_k, "min_coverage": settings.answers.min_coverage,
-            "min_similarity": settings.answers.min_similarity,
+    return {"llm": settings.llm.backend, "top_k": settings.answers.top_k, "min_coverage": settings.llm.min_coverage,
+            "min_similarity": settings.llm.min_similarity,
             "filters": ({"sources": list(filters.sources), "since": filters.since, "until": filters.until}
                         if filters else {}),
             "history": list(history)[-MAX_HISTORY:]}

@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from assistant.answering.chat import floor  # noqa: E402
 from assistant.config import Settings  # noqa: E402
 from assistant.evaluation.scoring import read_questions, with_context  # noqa: E402
 from assistant.wiring import build_assistant  # noqa: E402
@@ -29,6 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     assistant = build_assistant(Settings.of(index_dir=args.index))
+    min_similarity, min_coverage = floor()  # the language model's fitted floor
     rows = []
     for path in args.questions:
         for q, history, filters in with_context(read_questions(path)):
@@ -40,7 +42,7 @@ def main() -> None:
     n_u = len(rows) - n_a
     print(f"\n{n_a} answerable, {n_u} unanswerable; refused at each coverage floor (similarity floor as set):")
     for floor in [x / 20 for x in range(4, 17)]:
-        refused = [r for r in rows if r[2] < floor or r[1] < assistant.settings.answers.min_similarity]
+        refused = [r for r in rows if r[2] < floor or r[1] < min_similarity]
         ra = sum(r[0] for r in refused)
         print(f"  coverage < {floor:.2f}: unanswerable refused {len(refused) - ra}/{n_u}, answerable refused {ra}/{n_a}")
     if args.plot:
@@ -52,8 +54,8 @@ def main() -> None:
         for kind, color, label in ((True, "tab:blue", "answerable"), (False, "tab:red", "unanswerable")):
             pts = [(r[1], r[2]) for r in rows if r[0] == kind]
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=color, label=label, alpha=0.7, s=22)
-        ax.axhline(assistant.settings.answers.min_coverage, color="gray", ls="--", lw=1, label="coverage floor")
-        ax.axvline(assistant.settings.answers.min_similarity, color="gray", ls=":", lw=1, label="similarity floor")
+        ax.axhline(min_coverage, color="gray", ls="--", lw=1, label="coverage floor")
+        ax.axvline(min_similarity, color="gray", ls=":", lw=1, label="similarity floor")
         ax.set_xlabel("best passage cosine similarity")
         ax.set_ylabel("best IDF-weighted term coverage")
         ax.legend(loc="lower right", fontsize=8)

@@ -15,7 +15,7 @@ def test_environment_overrides():
     s = load_settings({"ASSISTANT_CORPUS": "/data/c", "ASSISTANT_INDEX": "/data/i", "ASSISTANT_PORT": "8000",
                        "ASSISTANT_HOST": "0.0.0.0", "ASSISTANT_MIN_SIMILARITY": "0.5", "ASSISTANT_EXAMPLES": "a | b"})
     assert s.storage.corpus_dir == Path("/data/c") and s.storage.index_dir == Path("/data/i")
-    assert (s.web.port, s.web.host, s.answers.min_similarity, s.web.examples) == (8000, "0.0.0.0", 0.5, ("a", "b"))
+    assert (s.web.port, s.web.host, s.llm.min_similarity, s.web.examples) == (8000, "0.0.0.0", 0.5, ("a", "b"))
     assert load_settings({"ASSISTANT_EXAMPLES": ""}).web.examples == ()
     assert load_settings({"ASSISTANT_FEEDBACK_DB": "/data/fb.sqlite3"}).storage.feedback_db == Path("/data/fb.sqlite3")
 

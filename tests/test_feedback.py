@@ -29,7 +29,7 @@ def test_entries_are_stored_with_citations_and_settings_and_listed_newest_first(
     latest, older = entries
     assert (latest.rating, latest.comment, latest.via) == ("down", "Wrong person", "chat")
     assert older.citations == tuple(CITED)
-    assert older.settings == {"llm": "gguf:/m.gguf", "top_k": 4, "min_coverage": 0.4, "min_similarity": 0.1,
+    assert older.settings == {"llm": "gguf:/m.gguf", "top_k": 4, "min_coverage": None, "min_similarity": None,
                               "filters": {"sources": ["Plains Daily"], "since": "", "until": ""}, "history": ["q0"]}
     assert older.created.endswith("Z") and len(older.created) == 20
     assert json.loads(json.dumps(older.to_dict()))["citations"] == CITED

@@ -81,11 +81,14 @@ assert BACKENDS.keys() == LLM_BACKENDS.keys(), "config.LLM_BACKENDS and the regi
 
 def _chat_answerer(model, llm: LLMSettings, parts: Parts, keep_alive=None) -> ChatAnswerer:
     """A LangChain chat model's answerer: verified against the passages, the extractive answer
-    when the model fails, not asked below the fitted floor."""
+    when the model fails, not asked below the floor (fitted, unless the settings name one)."""
     encode, weight = parts.embedder.encode, parts.idf
+    fitted_similarity, fitted_coverage = floor()
+    given = (fitted_similarity if llm.min_similarity is None else llm.min_similarity,
+             fitted_coverage if llm.min_coverage is None else llm.min_coverage)
     return ChatAnswerer(model, extractive("", llm, parts), Support(encode, weight), name=llm.backend,
                         timeout=llm.llm_timeout, keep_alive=keep_alive, context_tokens=llm.llm_context_tokens,
-                        score=relevance(encode, weight, stored=parts.sentence_vectors), floor=floor())
+                        score=relevance(encode, weight, stored=parts.sentence_vectors), floor=given)
 
 
 def _require(module: str, package: str, spec: str):
