@@ -32,9 +32,10 @@ class RateLimiter:
     or `redis://host:port` (every app process using that Redis shares the counts).
 
     `hit(key)` counts a question and returns 0, or the seconds to wait when over a limit;
-    `wait(request)` does the same for the request's client address."""
+    `wait(request)` does the same for the request's client address. `namespace` keeps two
+    limiters' counts apart in one shared store (questions and feedback in the same Redis)."""
 
-    def __init__(self, rate: str, trust_proxy: bool = False, storage: str = "memory://"):
+    def __init__(self, rate: str, trust_proxy: bool = False, storage: str = "memory://", namespace: str = "questions"):
         import limits
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
@@ -43,8 +44,10 @@ class RateLimiter:
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage))
         self.trust_proxy = trust_proxy
+        self.namespace = namespace
 
     def hit(self, key: str) -> int:
+        key = f"{self.namespace}:{key}"
         try:
             full = [item for item in self.items if not self.limiter.test(item, key)]
             if not full:

@@ -45,12 +45,12 @@ def build_shared(assistant: Assistant, settings: Settings, *, limiter: RateLimit
     """One of each object the API and the chat share; the ones given are used as they are (tests)."""
     web = settings.web
 
-    def rate_limiter() -> RateLimiter:
-        return RateLimiter(web.rate_limit, web.trust_proxy, web.rate_limit_storage)
+    def rate_limiter(namespace: str) -> RateLimiter:
+        return RateLimiter(web.rate_limit, web.trust_proxy, web.rate_limit_storage, namespace)
 
-    return Shared(assistant=assistant, settings=settings, limiter=limiter or rate_limiter(),
-                  # Feedback: as many as questions, counted apart from them.
-                  feedback_limiter=feedback_limiter or rate_limiter(),
+    return Shared(assistant=assistant, settings=settings, limiter=limiter or rate_limiter("questions"),
+                  # Feedback: as many as questions, counted apart from them (in Redis too).
+                  feedback_limiter=feedback_limiter or rate_limiter("feedback"),
                   feedback=feedback or FeedbackStore(feedback_path(settings)),
                   capacity=capacity or Capacity.of(settings.answers))
 

@@ -680,6 +680,9 @@ def test_a_limit_in_redis_holds_across_two_app_processes(seed_index, redis_serve
         refused = httpx.post(b + "/api/search", json=question, timeout=60)
         assert refused.status_code == 429 and "3 questions per minute" in refused.json()["detail"]
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        # Feedback is counted apart from questions, in the same Redis: questions used up, it is still taken.
+        feedback = {"question": "Who is Liu Weidong?", "answer": "A researcher [1]", "rating": "up"}
+        assert httpx.post(b + "/api/feedback", json=feedback, timeout=60).status_code == 201
 
 
 def test_a_limit_store_that_does_not_answer_counts_nothing_and_refuses_nobody(seed_assistant, settings, caplog):
