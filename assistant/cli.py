@@ -234,7 +234,7 @@ def _status(args, settings: Settings) -> int:
     from .indexing.embeddings import MiniLM
     from .indexing.store import open_index
 
-    store = open_index(settings, MiniLM(), create=False)
+    store = open_index(settings.storage, MiniLM(), create=False)
     articles = store.stored_articles()
     status = {"articles": len(articles), "chunks": store.chunk_count(),
               "by_article": {a.article_id: a.chunks for a in articles.values()}}
@@ -306,7 +306,7 @@ def _ask(args, settings: Settings) -> int:
 def _feedback(args, settings: Settings) -> int:
     from .feedback import FeedbackStore, entry_lines, feedback_path
 
-    path = feedback_path(settings)
+    path = feedback_path(settings.storage)
     entries = FeedbackStore(path).entries(since=args.since)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=1))

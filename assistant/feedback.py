@@ -25,7 +25,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from .config import Settings
+from .config import Settings, StorageSettings
 from .errors import BadFeedback
 from .text import shown
 
@@ -80,8 +80,8 @@ class Feedback:
         return {**asdict(self), "citations": list(self.citations)}
 
 
-def feedback_path(settings: Settings) -> Path:
-    return settings.storage.feedback_db or settings.storage.index_dir / "feedback.sqlite3"
+def feedback_path(storage: StorageSettings) -> Path:
+    return storage.feedback_db or storage.index_dir / "feedback.sqlite3"
 
 
 def answer_settings(settings: Settings, filters=None, history: Sequence[str] = ()) -> dict:

@@ -22,7 +22,7 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None,
     """Open the index (ingesting the corpus first when it is empty and asked to) and build the
     assistant around it, answering with the backend `ASSISTANT_LLM` names."""
     embedder = embedder or MiniLM(threads=settings.indexing.torch_threads)
-    store = open_index(settings, embedder, create=ingest_if_empty)
+    store = open_index(settings.storage, embedder, create=ingest_if_empty)
     if ingest_if_empty:
         _ingest_if_empty(settings, store, embedder)
     retriever = Retriever(store, embedder)
@@ -37,7 +37,7 @@ def _ingest_if_empty(settings: Settings, store: Store, embedder: Embedder) -> No
     if store.chunk_count() > 0:
         return
     try:
-        with ingest_lock(lock_path(settings)):
+        with ingest_lock(lock_path(settings.storage)):
             if store.chunk_count() == 0:  # an ingest that held the lock before us may have filled it
                 print(sync(settings.storage.corpus_dir, store, embedder, group_size=settings.indexing.embed_group).summary(),
                       flush=True)

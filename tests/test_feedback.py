@@ -127,8 +127,8 @@ def test_since_filters_by_day(tmp_path):
 
 
 def test_path_defaults_to_the_index_folder():
-    assert str(feedback_path(Settings())) == "index/feedback.sqlite3"
-    assert str(feedback_path(Settings.of(feedback_db=Path("/data/fb.db")))) == "/data/fb.db"
+    assert str(feedback_path(Settings().storage)) == "index/feedback.sqlite3"
+    assert str(feedback_path(Settings.of(feedback_db=Path("/data/fb.db")).storage)) == "/data/fb.db"
 
 
 ESCAPES = ("\x1b[2J\x1b[H", "\x1b]0;pwned\x07", "\x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\")

@@ -69,13 +69,13 @@ def test_the_first_ingest_at_start_up_takes_the_ingest_lock(seed_corpus, tmp_pat
     from assistant.wiring import build_assistant
 
     settings = Settings.of(corpus_dir=seed_corpus, index_dir=tmp_path / "index")
-    with ingest_lock(lock_path(settings)):  # another ingest is running: the app leaves the index to it
+    with ingest_lock(lock_path(settings.storage)):  # another ingest is running: the app leaves the index to it
         assistant = build_assistant(settings, embedder=embedder, ingest_if_empty=True)
     assert assistant.store.chunk_count() == 0
     assert "not ingesting at start-up: an ingest is already running" in capsys.readouterr().out
     assistant = build_assistant(settings, embedder=embedder, ingest_if_empty=True)
     assert assistant.article_count == 1 and "added 1" in capsys.readouterr().out
-    with ingest_lock(lock_path(settings)):  # and released it
+    with ingest_lock(lock_path(settings.storage)):  # and released it
         pass
 
 

@@ -35,7 +35,7 @@ from chromadb.config import System
 from chromadb.errors import ChromaError
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from ..config import Settings
+from ..config import StorageSettings
 from .embeddings import Embedder, MiniLM
 from ..errors import IndexNotReady
 from ..schema import Chunk, Filters, date_number
@@ -322,13 +322,13 @@ class ChromaStore(Store):
             offset += len(got["ids"])
 
 
-def open_index(settings: Settings, embedder: Embedder, create: bool = True) -> ChromaStore:
+def open_index(storage: StorageSettings, embedder: Embedder, create: bool = True) -> ChromaStore:
     """The store the settings name: a Chroma server when `chroma_host` is set, else the
     embedded index in `index_dir`. Everything above this line is the same in both modes."""
-    if settings.storage.chroma_host:
-        return open_server_store(settings.storage.chroma_host, settings.storage.chroma_port, embedder, create=create,
-                                 auth_token=settings.storage.chroma_auth_token)
-    return open_store(settings.storage.index_dir, embedder, create=create)
+    if storage.chroma_host:
+        return open_server_store(storage.chroma_host, storage.chroma_port, embedder, create=create,
+                                 auth_token=storage.chroma_auth_token)
+    return open_store(storage.index_dir, embedder, create=create)
 
 
 def open_store(index_dir: Path, embedder: Embedder, create: bool = True) -> ChromaStore:

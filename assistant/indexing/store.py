@@ -21,7 +21,7 @@ import numpy as np
 from ..schema import Article, Chunk, Filters
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..config import StorageSettings
     from .embeddings import Embedder
 
 # One chunk's sentences: (start, end, unit vector), offsets within the chunk text, in text order.
@@ -118,8 +118,8 @@ class Store(ABC):
         """Bring what the store keeps in `snapshot_dir` up to date after an ingest (nothing by default)."""
 
 
-def open_index(settings: Settings, embedder: Embedder, create: bool = True) -> Store:
-    """The store the settings name: a Chroma server when `chroma_host` is set, else the
+def open_index(storage: StorageSettings, embedder: Embedder, create: bool = True) -> Store:
+    """The store the storage settings name: a Chroma server when `chroma_host` is set, else the
     embedded index in `index_dir` (`chroma.open_index`).
 
     Raises:
@@ -127,7 +127,7 @@ def open_index(settings: Settings, embedder: Embedder, create: bool = True) -> S
     """
     from . import chroma  # here, not at the top: the interface loads no chromadb
 
-    return chroma.open_index(settings, embedder, create=create)
+    return chroma.open_index(storage, embedder, create=create)
 
 
 def open_store(index_dir: Path, embedder: Embedder, create: bool = True) -> Store:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .chunking import chunk_article, embedding_text, make_splitter
 from ..sources.corpus import corpus_files, iter_corpus
-from ..config import IndexingSettings, Settings
+from ..config import IndexingSettings, Settings, StorageSettings
 from .embeddings import Embedder
 from ..errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .store import Store, open_index
@@ -65,19 +65,19 @@ def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> Syn
         IngestRunning: another ingest holds the lock.
         IndexNotReady: the Chroma server cannot be reached.
     """
-    with ingest_lock(lock_path(settings)):
-        store = open_index(settings, embedder)
+    with ingest_lock(lock_path(settings.storage)):
+        store = open_index(settings.storage, embedder)
         return sync(settings.storage.corpus_dir, store, embedder, progress=progress, group_size=settings.indexing.embed_group)
 
 
-def lock_path(settings: Settings) -> Path:
+def lock_path(storage: StorageSettings) -> Path:
     """`ingest_lock` if set; else beside the embedded index, or one file per server in the
     temp folder (which only guards ingests run from this machine: see docs/operating.md)."""
-    if settings.storage.ingest_lock:
-        return settings.storage.ingest_lock
-    if settings.storage.chroma_host:
-        return Path(tempfile.gettempdir()) / f"policy-desk-ingest-{settings.storage.chroma_host}-{settings.storage.chroma_port}.lock"
-    return settings.storage.index_dir / "ingest.lock"
+    if storage.ingest_lock:
+        return storage.ingest_lock
+    if storage.chroma_host:
+        return Path(tempfile.gettempdir()) / f"policy-desk-ingest-{storage.chroma_host}-{storage.chroma_port}.lock"
+    return storage.index_dir / "ingest.lock"
 
 
 @contextmanager

@@ -51,7 +51,7 @@ def build_shared(assistant: Assistant, settings: Settings, *, limiter: RateLimit
     return Shared(assistant=assistant, settings=settings, limiter=limiter or rate_limiter("questions"),
                   # Feedback: as many as questions, counted apart from them (in Redis too).
                   feedback_limiter=feedback_limiter or rate_limiter("feedback"),
-                  feedback=feedback or FeedbackStore(feedback_path(settings)),
+                  feedback=feedback or FeedbackStore(feedback_path(settings.storage)),
                   capacity=capacity or Capacity.of(settings.answers))
 
 

@@ -260,11 +260,11 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
               feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None):
     """The chat page as gradio Blocks; the caller launches it. `limiter`: the server's
     `security.RateLimiter`, which each question counts against; `feedback`: where 👍/👎 go
-    (default: `feedback.feedback_path(assistant.settings)`), each counting against `feedback_limiter`
+    (default: `feedback.feedback_path(assistant.settings.storage)`), each counting against `feedback_limiter`
     (the API's for `/api/feedback`); `capacity`: the answer slots (the API's too)."""
     import gradio as gr
 
-    feedback = feedback or FeedbackStore(feedback_path(assistant.settings))
+    feedback = feedback or FeedbackStore(feedback_path(assistant.settings.storage))
     with gr.Blocks(title="Policy Desk") as app:
         gr.Markdown(header_markdown(desk_scope(assistant)), elem_id="desk-header")
         # message index → what produced that answer (`feedback_record`); index → (entry id, token) once rated

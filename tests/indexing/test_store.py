@@ -190,14 +190,14 @@ def test_two_processes_on_one_server_see_each_others_ingests(chroma_server, seed
 def test_unreachable_server_is_a_clear_error(tmp_path, embedder):
     nowhere = ("127.0.0.1", free_port())  # nobody listens there
     with pytest.raises(IndexNotReady, match=f"127.0.0.1:{nowhere[1]}"):
-        open_index(_server_settings(nowhere, tmp_path), embedder)
+        open_index(_server_settings(nowhere, tmp_path).storage, embedder)
     line = error_line(_server_cli(nowhere, "status", "--json"))
     assert "cannot reach the Chroma server" in line and f"127.0.0.1:{nowhere[1]}" in line
 
 
 def test_server_without_an_index_points_to_ingest(chroma_server, tmp_path, embedder):
     with pytest.raises(IndexNotReady, match="ingest"):
-        open_index(_server_settings(chroma_server, tmp_path), embedder, create=False)
+        open_index(_server_settings(chroma_server, tmp_path).storage, embedder, create=False)
 
 
 def test_all_chunks_snapshot_follows_chroma(tmp_path, embedder):
@@ -289,5 +289,5 @@ def test_an_index_without_sentence_vectors_returns_none(tmp_path, embedder):
 def test_server_mode_stores_sentence_vectors(chroma_server, seed_corpus, embedder):
     settings = _server_settings(chroma_server, seed_corpus)
     ingest(settings, embedder, progress=False)
-    store = open_index(settings, embedder)
+    store = open_index(settings.storage, embedder)
     _check_sentence_vectors(store, embedder, [c.chunk_id for c in store.all_chunks()][:5])
