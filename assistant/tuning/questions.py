@@ -1,0 +1,172 @@
+"""The prompt that asks for readers' questions about numbered sentences, the defensive parse of
+the reply, and the filters a question must pass before retrieval is asked about it.
+
+Pure: no model, no index. The thresholds were read off the human natural dev sets
+(`questions_natural_dev*.jsonl`): their longest word run shared with the evidence sentence is
+≤ 3 words for 82 of 86 questions, and they are 5–22 words long.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+PROMPT_VERSION = "v2"
+
+MAX_SHARED_RUN = 3  # a question sharing a run of 4+ words with its sentence copied it
+MIN_WORDS, MAX_WORDS = 4, 25
+
+SYSTEM = ("You write practice questions for a news search assistant. Real readers type short, casual "
+          "questions in their own words. You reply with JSON only.")
+
+# A worked example on a made-up article (never one of the corpus's).
+EXAMPLE_TITLE = "City council approves airport tram line"
+EXAMPLE_SENTENCES = (
+    "The city council of Varn voted 7 to 2 on Monday to build a 12-kilometre tram line linking the "
+    "airport with the old town.",
+    "Construction is due to start in 2025 and will cost 310 million euros, most of it paid by the "
+    "regional government.",
+    "Mayor Ana Ruiz said the line would take 20,000 cars off the road every day.",
+)
+EXAMPLE_REPLY = {"questions": [
+    {"n": 1, "answer": "7 to 2", "q": "how close was the varn council vote on the airport tram",
+     "miss": "what did the opposition party in varn say about the tram vote"},
+    {"n": 2, "answer": "310 million euros", "q": "whats the price tag on varn's new tram",
+     "miss": "how much will a single ticket on the varn airport tram cost"},
+    {"n": 3, "answer": "20,000 cars", "q": "how much traffic does ruiz think the tramway wil take off the streets",
+     "miss": "how many cars drove to varn airport back in 2019"},
+]}
+
+INSTRUCTIONS = """Article: "{title}"
+
+Sentences:
+{sentences}
+
+For each numbered sentence:
+- "answer": the fact the sentence states, a few words copied from it;
+- "q": a question a reader would type into a chat to find that fact; the sentence must answer it;
+- "miss": a near miss: your question changed so that this article can NOT answer it: same people or event, but asking for a detail the title and sentences never mention (another year, another person or place, a price, a reaction, an outcome not reported).
+Write questions the way people type: short (5 to 15 words), lower-case, casual, now and then a typo or a loose name ("the fed", "biden admin"); in your own words, never 3 words in a row copied from a sentence. Each question must make sense on its own: name who or what it is about (never "he", "she", "the article", "this sentence").
+
+Reply with JSON only: {{"questions": [{{"n": 1, "answer": "...", "q": "...", "miss": "..."}}, ...]}}"""
+
+
+def reply_schema(n_sentences: int) -> dict:
+    """JSON schema of the reply (llama.cpp enforces it as a grammar)."""
+    item = {"type": "object",
+            "properties": {"n": {"type": "integer"}, "answer": {"type": "string"}, "q": {"type": "string"},
+                           "miss": {"type": "string"}},
+            "required": ["n", "answer", "q", "miss"]}
+    return {"type": "object",
+            "properties": {"questions": {"type": "array", "minItems": n_sentences, "maxItems": n_sentences,
+                                         "items": item}},
+            "required": ["questions"]}
+
+
+def _user(title: str, sentences: list[str]) -> str:
+    numbered = "\n".join(f"{i}. {' '.join(s.split())}" for i, s in enumerate(sentences, 1))
+    return INSTRUCTIONS.format(title=title or "(untitled)", sentences=numbered)
+
+
+def build_messages(title: str, sentences: list[str]) -> list[dict]:
+    """Chat messages asking, per sentence, for its fact, a reader's question and a near miss."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": _user(EXAMPLE_TITLE, list(EXAMPLE_SENTENCES))},
+        {"role": "assistant", "content": json.dumps(EXAMPLE_REPLY)},
+        {"role": "user", "content": _user(title, sentences)},
+    ]
+
+
+@dataclass(frozen=True)
+class Item:
+    """What the model wrote for sentence `n` (1-based): its stated answer, the question, the
+    near miss ("" when missing or malformed)."""
+
+    n: int
+    answer: str
+    question: str
+    miss: str = ""
+
+
+def parse_reply(reply: str, n_sentences: int) -> list[Item]:
+    """The items of a model's reply, one per sentence number at most. Anything malformed is
+    dropped: text around the JSON, code fences, numbers out of range or repeated, values that
+    are not strings, empty questions."""
+    data = _json_object(reply)
+    items = data.get("questions") if isinstance(data, dict) else None
+    out: dict[int, Item] = {}
+    for i, item in enumerate(items if isinstance(items, list) else [], 1):
+        if not isinstance(item, dict):
+            continue
+        n, answer, q, miss = item.get("n", i), item.get("answer", ""), item.get("q"), item.get("miss", "")
+        try:
+            n = int(n)
+        except (TypeError, ValueError):
+            continue
+        if not (isinstance(q, str) and clean(q) and isinstance(answer, str) and 1 <= n <= n_sentences) \
+                or n in out:
+            continue
+        out[n] = Item(n, " ".join(answer.split()), clean(q), clean(miss) if isinstance(miss, str) else "")
+    return [out[n] for n in sorted(out)]
+
+
+def _json_object(reply: str):
+    """The first JSON object in `reply` (fenced or not), or None."""
+    text = re.sub(r"```(?:json)?", " ", reply or "")
+    start = text.find("{")
+    while start >= 0:
+        try:
+            return json.JSONDecoder().raw_decode(text, start)[0]
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+    return None
+
+
+def clean(question: str) -> str:
+    """One line, single spaces, no wrapping quotes or list marks."""
+    q = " ".join(str(question).split()).strip().strip('"“”\'').strip()
+    return re.sub(r"^(?:[-*•]|\d+[.)]|q\d*:)\s*", "", q, flags=re.IGNORECASE)
+
+
+_WORD = re.compile(r"\w+(?:['’.]\w+)*")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words, apostrophes straightened."""
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
+def longest_shared_run(question: str, sentence: str) -> int:
+    """Length, in words, of the longest run of words `question` and `sentence` share."""
+    a, b = words(question), words(sentence)
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def reject_reason(question: str, sentences: list[str]) -> str:
+    """Why a question is not kept ("" when it passes): `length`, `copy` (a run of more than
+    MAX_SHARED_RUN words shared with any of `sentences`), `meta` (it speaks of the text) or
+    `vague` (it asks what "he" or "she" did: about whom?)."""
+    n = len(words(question))
+    if not MIN_WORDS <= n <= MAX_WORDS:
+        return "length"
+    if any(longest_shared_run(question, s) > MAX_SHARED_RUN for s in sentences):
+        return "copy"
+    if re.search(r"\b(?:the|this|that) (?:article|sentence|text|passage|story)\b", question, re.IGNORECASE):
+        return "meta"
+    if _VAGUE.search(question):
+        return "vague"
+    return ""
+
+
+# A question about "he" or "she" does not say whom it asks about (a follow-up would; these are not).
+_VAGUE = re.compile(r"\b(?:he|she)\b", re.IGNORECASE)
