@@ -12,13 +12,29 @@ import json
 import re
 from dataclasses import dataclass
 
-PROMPT_VERSION = "v2"
+PROMPT_VERSION = "v4"
 
 MAX_SHARED_RUN = 3  # a question sharing a run of 4+ words with its sentence copied it
 MIN_WORDS, MAX_WORDS = 4, 25
 
 SYSTEM = ("You write practice questions for a news search assistant. Real readers type short, casual "
           "questions in their own words. You reply with JSON only.")
+
+# The instructions follow the sentences: a 1.5B model heeds what it read last (with them in the
+# system prompt, measured on 30 sentences, its questions stopped naming what they asked about).
+INSTRUCTIONS = """Article: "{title}"
+
+Sentences:
+{sentences}
+
+For each numbered sentence: pick the fact it states ("answer": a few words copied from that sentence), then write one question ("q") that a reader would type into a chat to find that fact; the sentence must answer it.
+- short (5 to 15 words), lower-case, casual, the way people type; now and then a typo or a loose name ("the fed", "biden admin")
+- in your own words: never copy 3 words in a row from the sentence; use other words for the same thing
+- the question must make sense on its own: name the person, place or thing it is about (no "he", "she", "the article")
+
+Then write {near} "near miss" questions: about the same people or event, asking for a fact that neither the title nor these sentences give (another year, a number they do not mention, a reaction or an outcome not reported). Same casual style.
+
+Reply with JSON only: {{"questions": [{{"n": 1, "answer": "...", "q": "..."}}, ...], "near_misses": ["...", ...]}}"""
 
 # A worked example on a made-up article (never one of the corpus's).
 EXAMPLE_TITLE = "City council approves airport tram line"
@@ -29,87 +45,76 @@ EXAMPLE_SENTENCES = (
     "regional government.",
     "Mayor Ana Ruiz said the line would take 20,000 cars off the road every day.",
 )
-EXAMPLE_REPLY = {"questions": [
-    {"n": 1, "answer": "7 to 2", "q": "how close was the varn council vote on the airport tram",
-     "miss": "what did the opposition party in varn say about the tram vote"},
-    {"n": 2, "answer": "310 million euros", "q": "whats the price tag on varn's new tram",
-     "miss": "how much will a single ticket on the varn airport tram cost"},
-    {"n": 3, "answer": "20,000 cars", "q": "how much traffic does ruiz think the tramway wil take off the streets",
-     "miss": "how many cars drove to varn airport back in 2019"},
-]}
-
-INSTRUCTIONS = """Article: "{title}"
-
-Sentences:
-{sentences}
-
-For each numbered sentence:
-- "answer": the fact the sentence states, a few words copied from it;
-- "q": a question a reader would type into a chat to find that fact; the sentence must answer it;
-- "miss": a near miss: your question changed so that this article can NOT answer it: same people or event, but asking for a detail the title and sentences never mention (another year, another person or place, a price, a reaction, an outcome not reported).
-Write questions the way people type: short (5 to 15 words), lower-case, casual, now and then a typo or a loose name ("the fed", "biden admin"); in your own words, never 3 words in a row copied from a sentence. Each question must make sense on its own: name who or what it is about (never "he", "she", "the article", "this sentence").
-
-Reply with JSON only: {{"questions": [{{"n": 1, "answer": "...", "q": "...", "miss": "..."}}, ...]}}"""
+EXAMPLE_REPLY = {
+    "questions": [
+        {"n": 1, "answer": "7 to 2", "q": "how close was the varn council vote on the airport tram"},
+        {"n": 2, "answer": "310 million euros", "q": "whats the price tag on varn's new tram"},
+        {"n": 3, "answer": "20,000 cars", "q": "how much traffic does ruiz think the tramway wil take off the streets"},
+    ],
+    "near_misses": ["how much will a single ticket on the varn airport tram cost",
+                    "how many cars drove to varn airport back in 2019"],
+}
 
 
-def reply_schema(n_sentences: int) -> dict:
+def reply_schema(n_sentences: int, near: int) -> dict:
     """JSON schema of the reply (llama.cpp enforces it as a grammar)."""
     item = {"type": "object",
-            "properties": {"n": {"type": "integer"}, "answer": {"type": "string"}, "q": {"type": "string"},
-                           "miss": {"type": "string"}},
-            "required": ["n", "answer", "q", "miss"]}
+            "properties": {"n": {"type": "integer"}, "answer": {"type": "string"}, "q": {"type": "string"}},
+            "required": ["n", "answer", "q"]}
     return {"type": "object",
             "properties": {"questions": {"type": "array", "minItems": n_sentences, "maxItems": n_sentences,
-                                         "items": item}},
-            "required": ["questions"]}
+                                         "items": item},
+                           "near_misses": {"type": "array", "minItems": near, "maxItems": near,
+                                           "items": {"type": "string"}}},
+            "required": ["questions", "near_misses"]}
 
 
-def _user(title: str, sentences: list[str]) -> str:
+def _user(title: str, sentences: list[str], near: int) -> str:
     numbered = "\n".join(f"{i}. {' '.join(s.split())}" for i, s in enumerate(sentences, 1))
-    return INSTRUCTIONS.format(title=title or "(untitled)", sentences=numbered)
+    return INSTRUCTIONS.format(title=title or "(untitled)", sentences=numbered, near=near)
 
 
-def build_messages(title: str, sentences: list[str]) -> list[dict]:
-    """Chat messages asking, per sentence, for its fact, a reader's question and a near miss."""
+def build_messages(title: str, sentences: list[str], near: int = 2) -> list[dict]:
+    """Chat messages asking for the fact and a reader's question per sentence, and `near` near misses."""
     return [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": _user(EXAMPLE_TITLE, list(EXAMPLE_SENTENCES))},
+        {"role": "user", "content": _user(EXAMPLE_TITLE, list(EXAMPLE_SENTENCES), 2)},
         {"role": "assistant", "content": json.dumps(EXAMPLE_REPLY)},
-        {"role": "user", "content": _user(title, sentences)},
+        {"role": "user", "content": _user(title, sentences, near)},
     ]
 
 
 @dataclass(frozen=True)
 class Item:
-    """What the model wrote for sentence `n` (1-based): its stated answer, the question, the
-    near miss ("" when missing or malformed)."""
+    """What the model wrote for sentence `n` (1-based): the fact it states, and the question."""
 
     n: int
     answer: str
     question: str
-    miss: str = ""
 
 
-def parse_reply(reply: str, n_sentences: int) -> list[Item]:
-    """The items of a model's reply, one per sentence number at most. Anything malformed is
-    dropped: text around the JSON, code fences, numbers out of range or repeated, values that
-    are not strings, empty questions."""
+def parse_reply(reply: str, n_sentences: int) -> tuple[list[Item], list[str]]:
+    """The items (one per sentence number at most) and the near misses of a model's reply.
+    Anything malformed is dropped: text around the JSON, code fences, numbers out of range or
+    repeated, values that are not strings, empty questions."""
     data = _json_object(reply)
-    items = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return [], []
+    items = data.get("questions")
     out: dict[int, Item] = {}
     for i, item in enumerate(items if isinstance(items, list) else [], 1):
         if not isinstance(item, dict):
             continue
-        n, answer, q, miss = item.get("n", i), item.get("answer", ""), item.get("q"), item.get("miss", "")
+        n, answer, q = item.get("n", i), item.get("answer", ""), item.get("q")
         try:
             n = int(n)
         except (TypeError, ValueError):
             continue
-        if not (isinstance(q, str) and clean(q) and isinstance(answer, str) and 1 <= n <= n_sentences) \
-                or n in out:
-            continue
-        out[n] = Item(n, " ".join(answer.split()), clean(q), clean(miss) if isinstance(miss, str) else "")
-    return [out[n] for n in sorted(out)]
+        if isinstance(q, str) and clean(q) and isinstance(answer, str) and 1 <= n <= n_sentences and n not in out:
+            out[n] = Item(n, " ".join(answer.split()), clean(q))
+    misses = data.get("near_misses")
+    misses = [clean(m) for m in (misses if isinstance(misses, list) else []) if isinstance(m, str) and clean(m)]
+    return [out[n] for n in sorted(out)], list(dict.fromkeys(misses))
 
 
 def _json_object(reply: str):
@@ -155,7 +160,7 @@ def longest_shared_run(question: str, sentence: str) -> int:
 def reject_reason(question: str, sentences: list[str]) -> str:
     """Why a question is not kept ("" when it passes): `length`, `copy` (a run of more than
     MAX_SHARED_RUN words shared with any of `sentences`), `meta` (it speaks of the text) or
-    `vague` (it asks what "he" or "she" did: about whom?)."""
+    `vague` (it asks what "he" or "she" did: about whom?) or `compound` (two questions in one)."""
     n = len(words(question))
     if not MIN_WORDS <= n <= MAX_WORDS:
         return "length"
@@ -165,8 +170,12 @@ def reject_reason(question: str, sentences: list[str]) -> str:
         return "meta"
     if _VAGUE.search(question):
         return "vague"
+    if _COMPOUND.search(question):
+        return "compound"
     return ""
 
 
 # A question about "he" or "she" does not say whom it asks about (a follow-up would; these are not).
 _VAGUE = re.compile(r"\b(?:he|she)\b", re.IGNORECASE)
+# Two questions in one ("who won, and what was the score"): one of them is usually answered.
+_COMPOUND = re.compile(r"(?:\band|\bor|,)\s+(?:what|who|when|where|why|how|which)\b", re.IGNORECASE)

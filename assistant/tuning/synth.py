@@ -46,7 +46,7 @@ from assistant.index import open_store
 from assistant.ingest import ingest
 from assistant.retrieve import Retriever
 from assistant.schema import Article
-from assistant.text import stemmed_terms
+from assistant.text import content_words, stemmed_terms
 
 from .cache import Cache, question_key
 from .questions import PROMPT_VERSION, build_messages, parse_reply, reject_reason, reply_schema, words
@@ -55,10 +55,10 @@ from .writer import Writer, open_writer
 
 TOP_K = 5
 MIN_ANSWER_SHARE = 0.75  # of the stated answer's words found in a sentence: the question is that sentence's
-NEAR_DUPLICATE = 0.7  # word-set Jaccard at which a near miss repeats one of its prompt's questions
 # A near miss must ask for something specific the article never mentions: a figure, or a term
 # found in at most this share of the index's passages ("ticket", not "time" or "name").
 RARE_SHARE = 0.02
+CLOSE_TO_QUESTION = 0.5  # word-set Jaccard of a near miss with a question of its prompt
 
 
 # --- the round-trip index -------------------------------------------------------------------
@@ -207,58 +207,64 @@ class Tally:
 def judge(job: Job, reply: str, round_trip: RoundTrip, cache: Cache, model: str, tally: Tally) -> tuple[list[dict], dict]:
     """The records a reply yields and the attempt line for the log."""
     texts = job.texts()
-    items = parse_reply(reply, len(texts))
+    items, misses = parse_reply(reply, len(texts))
     records: list[dict] = []
     outcome = {i: "missing" for i in range(len(texts))}  # per sentence: "kept" or why not
     seen = set(cache.questions)
-    article_terms = stemmed_terms(f"{job.article.title}\n{job.article.text}")
 
     def reject(kind: str, reason: str, i: int | None = None) -> None:
         tally.reasons[f"{kind}:{reason}"] += 1
         if i is not None and outcome[i] != "kept":
             outcome[i] = reason
 
-    def keep(kind: str, question: str, source: Source, rank: int, chunk_id: str, **extra) -> None:
-        seen.add(question_key(question))
-        records.append({"id": record_id(kind, source.article_id, f"{source.start}-{source.end}", question),
-                        "kind": kind, "question": question, "article_id": source.article_id,
-                        "start": source.start, "end": source.end, "sentence_sha1": source.sha1,
-                        "chunk_id": chunk_id, "retrieval_rank": rank, "model": model,
-                        "prompt_version": PROMPT_VERSION, **extra})
+    def keep(record: dict) -> None:
+        seen.add(question_key(record["question"]))
+        records.append({**record, "model": model, "prompt_version": PROMPT_VERSION})
 
     for item in items:
-        # The question belongs to the sentence holding its stated answer (usually the numbered one).
+        # The question belongs to the sentence holding its stated answer (usually the numbered
+        # one); an answer the question already holds ("where is the volcano" → "the volcano") is none.
         i = locate_answer(item.answer, texts, item.n - 1)
+        if i is not None and not set(content_words(item.answer)) - set(content_words(item.question)):
+            i = None
         reason = "answer" if i is None else (reject_reason(item.question, texts)
                                              or ("duplicate" if question_key(item.question) in seen else ""))
         found = None if reason else round_trip.find(item.question, round_trip.source_chunks(job.sources[i]))
         if reason or found is None:
             reject("answerable", reason or "round_trip", item.n - 1 if i is None else i)
-        else:
-            outcome[i] = "kept"
-            tally.answerable += 1
-            tally.ranks[found[0]] += 1
-            keep("answerable", item.question, job.sources[i], *found)
-    for item in items:
-        # Near misses: on the article's topic (retrieval finds it), asking for something specific
-        # the article never mentions (not a question reworded), kept with the sentence they were
-        # written from (which does not answer them).
-        miss = item.miss
-        if not miss:
-            reject("near_miss", "missing")
             continue
+        source = job.sources[i]
+        outcome[i] = "kept"
+        tally.answerable += 1
+        tally.ranks[found[0]] += 1
+        keep({"id": record_id("answerable", source.article_id, f"{source.start}-{source.end}", item.question),
+              "kind": "answerable", "question": item.question, "article_id": source.article_id,
+              "start": source.start, "end": source.end, "sentence_sha1": source.sha1,
+              "chunk_id": found[1], "retrieval_rank": found[0]})
+    article_terms = stemmed_terms(f"{job.article.title}\n{job.article.text}")
+    for miss in misses:
+        # On the article's topic (retrieval finds it), asking for something specific the article
+        # never mentions; one that mostly repeats a question of the prompt (the model's usual
+        # slip: a synonym swapped in) must change a figure.
         reason = reject_reason(miss, texts)
-        if not reason and (question_key(miss) in seen
-                           or any(_jaccard(miss, other.question) >= NEAR_DUPLICATE for other in items)):
+        if not reason and question_key(miss) in seen:
             reason = "duplicate"
-        if not reason and not any(map(round_trip.specific, stemmed_terms(miss) - article_terms)):
-            reason = "nothing_new"
+        if not reason:
+            new = [t for t in stemmed_terms(miss) - article_terms if round_trip.specific(t)]
+            if any(_jaccard(miss, item.question) >= CLOSE_TO_QUESTION for item in items):
+                new = [t for t in new if any(ch.isdigit() for ch in t)]
+            if not new:
+                reason = "nothing_new"
         found = None if reason else round_trip.find(miss, article_id=job.article.article_id)
         if reason or found is None:
             reject("near_miss", reason or "round_trip")
             continue
         tally.near_miss += 1
-        keep("near_miss", miss, job.sources[item.n - 1], *found)
+        keep({"id": record_id("near_miss", job.article.article_id, job.sources[0].key, miss),
+              "kind": "near_miss", "question": miss, "article_id": job.article.article_id,
+              "start": None, "end": None, "sentence_sha1": None, "chunk_id": found[1], "retrieval_rank": found[0],
+              # the sentences it was written beside: none of them answers it (hard negatives)
+              "context": [[s.start, s.end, s.sha1] for s in job.sources]})
     tally.reasons["answerable:missing"] += sum(r == "missing" for r in outcome.values())
     attempt = {"article_id": job.article.article_id,
                "sentences": [[s.start, s.end, s.sha1, outcome[i]] for i, s in enumerate(job.sources)],
@@ -270,16 +276,16 @@ def judge(job: Job, reply: str, round_trip: RoundTrip, cache: Cache, model: str,
 # --- the run --------------------------------------------------------------------------------
 
 
-def ask(writer: Writer, job: Job, temperature: float) -> tuple[str, float]:
+def ask(writer: Writer, job: Job, near: int, temperature: float) -> tuple[str, float]:
     start = time.monotonic()
-    reply = writer.complete(build_messages(job.article.title, job.texts()), seed=job.seed,
-                            temperature=temperature, max_tokens=40 + 90 * len(job.sources),
-                            schema=reply_schema(len(job.sources)))
+    reply = writer.complete(build_messages(job.article.title, job.texts(), near), seed=job.seed,
+                            temperature=temperature, max_tokens=60 + 70 * len(job.sources) + 40 * near,
+                            schema=reply_schema(len(job.sources), near))
     return reply, time.monotonic() - start
 
 
 def run(jobs: list[Job], writer: Writer, round_trip: RoundTrip, cache: Cache, *, parallel: int = 1,
-        temperature: float = 0.7, progress: bool = True) -> Tally:
+        near: int = 2, temperature: float = 0.6, progress: bool = True) -> Tally:
     """Ask every job's prompt, `parallel` in flight, and keep each prompt's records as it is done."""
     tally = Tally()
     pending: dict = {}
@@ -292,7 +298,7 @@ def run(jobs: list[Job], writer: Writer, round_trip: RoundTrip, cache: Cache, *,
         def submit() -> None:
             job = next(queue, None)
             if job is not None:
-                pending[pool.submit(ask, writer, job, temperature)] = job
+                pending[pool.submit(ask, writer, job, near, temperature)] = job
 
         for _ in range(parallel):
             submit()
@@ -346,10 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="attempt at most about this many sentences in this run")
     parser.add_argument("--per-article", type=int, default=10, help="sentences picked per article")
     parser.add_argument("--batch", type=int, default=5, help="sentences per prompt")
+    parser.add_argument("--near", type=int, default=2, help="near misses asked per prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     parser.add_argument("--parallel", type=int, default=1, help="prompts in flight (llama.cpp slots)")
-    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = not args.no_progress
@@ -375,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = open_writer(args.llm, threads=args.threads, parallel=args.parallel, settings=load_settings())
         started = time.monotonic()
         try:
-            tally = run(jobs, writer, RoundTrip(retriever), cache, parallel=args.parallel,
+            tally = run(jobs, writer, RoundTrip(retriever), cache, parallel=args.parallel, near=args.near,
                         temperature=args.temperature, progress=progress)
         finally:
             writer.close()
