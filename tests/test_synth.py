@@ -19,8 +19,8 @@ from assistant.corpus import load_article
 from assistant.models import packaged_model
 from assistant.text import sentence_spans
 from assistant.tuning.cache import Cache, attempted_path, read_jsonl
-from assistant.tuning.questions import (build_messages, longest_shared_run, parse_reply, reject_reason,
-                                        reply_schema)
+from assistant.tuning.questions import (CHECK_SYSTEM, build_messages, longest_shared_run, parse_check,
+                                        parse_reply, reject_reason, reply_schema)
 from assistant.tuning.sentences import files_before, informative, name_date, pick_sentences
 from assistant.tuning.synth import RoundTrip, build_retriever, main, plan, run
 
@@ -124,6 +124,9 @@ def test_the_reply_is_parsed_defensively():
         assert parse_reply(broken, 3) == ([], [])
     schema = reply_schema(3, 2)
     assert schema["properties"]["questions"]["minItems"] == 3 and schema["properties"]["near_misses"]["maxItems"] == 2
+    assert parse_check('{"answers": [{"question": "B", "sentence": 0}, {"question": "a", "sentence": 2}, '
+                       '{"question": "C", "sentence": 1}, {"question": "A", "sentence": 1}]}', ["q1", "q2"]) == \
+        {"q2": 0, "q1": 2}
     messages = build_messages("Title", ["One sentence here.", "Another one."], near=1)
     assert messages[-1]["role"] == "user" and "1. One sentence here." in messages[-1]["content"]
 
@@ -147,16 +150,22 @@ def test_questions_that_copy_the_sentence_are_rejected():
 
 
 class ScriptedWriter:
-    """The `Writer` interface with replies written in advance, one per prompt, in order."""
+    """The `Writer` interface with replies written in advance, one per prompt, in order; a check
+    prompt is answered from `verdicts` ({question: sentence number})."""
 
     model = "scripted"
 
-    def __init__(self, replies: list[dict]):
+    def __init__(self, replies: list[dict], verdicts: dict[str, int] | None = None):
         self.replies = list(replies)
+        self.verdicts = verdicts or {}
         self.prompts: list[list[dict]] = []
 
     def complete(self, messages, seed=0, **kwargs) -> str:
         self.prompts.append(messages)
+        if messages[0]["content"] == CHECK_SYSTEM:
+            lines = messages[-1]["content"].split("Questions:\n")[1].split("\n\n")[0].splitlines()
+            return json.dumps({"answers": [{"question": line[0], "sentence": self.verdicts.get(line[3:], 0)}
+                                           for line in lines]})
         return json.dumps(self.replies.pop(0))
 
 
@@ -180,22 +189,26 @@ def test_the_round_trip_and_near_miss_filters(built, tmp_path):
         "how do they build trams",  # asks for nothing specific the article lacks
         "how many passengers a day will ride the elsbridge tram in 2030",  # kept: a figure the article lacks
         "how many bushels of wheat did carrow county store",  # retrieval finds the wheat article
-    ]}])
+    ]}], verdicts={"how did elsbridge councillors split on the airport tramway": 1,
+                   "which day did elsbridge decide on its tram": 1,
+                   "how much did wheat prices drop during the harvest": 4,
+                   "how many passengers a day will ride the elsbridge tram in 2030": 2})  # the check: answered
     cache = Cache(tmp_path / "out.jsonl")
     # Top 1, not 5: in a corpus of three articles every article is in the top 5.
     round_trip = RoundTrip(retriever, k=1)
-    tally = run(jobs, writer, round_trip, cache, progress=False)
+    tally = run(jobs, writer, round_trip, cache, check=True, progress=False)
+    assert len(writer.prompts) == 2  # the questions, then the check
     kept = {(r["kind"], r["question"]): r for r in read_jsonl(tmp_path / "out.jsonl")}
     assert set(kept) == {("answerable", "how did elsbridge councillors split on the airport tramway"),
                          ("answerable", "which day did elsbridge decide on its tram"),
-                         ("near_miss", "what did the mayor of elsbridge think of the tramway"),
-                         ("near_miss", "how many passengers a day will ride the elsbridge tram in 2030")}
+                         ("near_miss", "what did the mayor of elsbridge think of the tramway")}
     first = kept[("answerable", "which day did elsbridge decide on its tram")]
     assert (first["start"], first["end"]) == (jobs[0].sources[0].start, jobs[0].sources[0].end)
     assert first["retrieval_rank"] == 1 and first["chunk_id"] in round_trip.source_chunks(jobs[0].sources[0])
     assert first["sentence_sha1"] == jobs[0].sources[0].sha1
     assert tally.reasons["answerable:copy"] == 1 and tally.reasons["answerable:round_trip"] == 1
     assert tally.reasons["near_miss:nothing_new"] == 1 and tally.reasons["near_miss:round_trip"] == 1
+    assert tally.reasons["near_miss:check"] == 1
     miss = kept[("near_miss", "what did the mayor of elsbridge think of the tramway")]
     assert miss["start"] is None and [c[:2] for c in miss["context"]] == [[s.start, s.end] for s in jobs[0].sources]
     log = read_jsonl(attempted_path(tmp_path / "out.jsonl"))

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
-PROMPT_VERSION = "v4"
+PROMPT_VERSION = "v5"
 
 MAX_SHARED_RUN = 3  # a question sharing a run of 4+ words with its sentence copied it
 MIN_WORDS, MAX_WORDS = 4, 25
@@ -82,6 +82,55 @@ def build_messages(title: str, sentences: list[str], near: int = 2) -> list[dict
         {"role": "assistant", "content": json.dumps(EXAMPLE_REPLY)},
         {"role": "user", "content": _user(title, sentences, near)},
     ]
+
+
+# The check: the same model, asked the other way round, says which sentence answers each question
+# (0: none). Writing, it often pairs a question with the wrong sentence or calls an answered
+# question a near miss; matching is the easier task.
+CHECK_SYSTEM = "You match questions to the sentence that answers them. You reply with JSON only."
+CHECK = """Sentences:
+{sentences}
+
+Questions:
+{questions}
+
+For each question, give the number of the sentence that answers it, or 0 if none of the sentences answers it.
+Reply with JSON only: {{"answers": [{{"question": "A", "sentence": 0}}, ...]}}"""
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def check_messages(sentences: list[str], questions: list[str]) -> list[dict]:
+    """Chat messages asking which sentence (0: none) answers each question (at most 26)."""
+    numbered = "\n".join(f"{i}. {' '.join(s.split())}" for i, s in enumerate(sentences, 1))
+    lettered = "\n".join(f"{_LETTERS[i]}. {q}" for i, q in enumerate(questions))
+    return [{"role": "system", "content": CHECK_SYSTEM},
+            {"role": "user", "content": CHECK.format(sentences=numbered, questions=lettered)}]
+
+
+def check_schema(n_sentences: int, n_questions: int) -> dict:
+    item = {"type": "object",
+            "properties": {"question": {"type": "string", "enum": list(_LETTERS[:n_questions])},
+                           "sentence": {"type": "integer", "enum": list(range(n_sentences + 1))}},
+            "required": ["question", "sentence"]}
+    return {"type": "object",
+            "properties": {"answers": {"type": "array", "minItems": n_questions, "maxItems": n_questions,
+                                       "items": item}},
+            "required": ["answers"]}
+
+
+def parse_check(reply: str, questions: list[str]) -> dict[str, int]:
+    """{question: sentence number (0: none)} from a check reply; unknown letters and repeats dropped."""
+    data = _json_object(reply)
+    answers = data.get("answers") if isinstance(data, dict) else None
+    out: dict[str, int] = {}
+    for a in answers if isinstance(answers, list) else []:
+        if not isinstance(a, dict) or not isinstance(a.get("question"), str):
+            continue
+        letter, n = a["question"].strip().upper(), a.get("sentence")
+        if len(letter) == 1 and letter in _LETTERS[:len(questions)] and isinstance(n, int) \
+                and questions[_LETTERS.index(letter)] not in out:
+            out[questions[_LETTERS.index(letter)]] = n
+    return out
 
 
 @dataclass(frozen=True)
@@ -160,7 +209,8 @@ def longest_shared_run(question: str, sentence: str) -> int:
 def reject_reason(question: str, sentences: list[str]) -> str:
     """Why a question is not kept ("" when it passes): `length`, `copy` (a run of more than
     MAX_SHARED_RUN words shared with any of `sentences`), `meta` (it speaks of the text) or
-    `vague` (it asks what "he" or "she" did: about whom?) or `compound` (two questions in one)."""
+    `vague` (it asks what "he" or "she" did: about whom?), `compound` (two questions in one) or
+    `example` (it borrows from the prompt's worked example)."""
     n = len(words(question))
     if not MIN_WORDS <= n <= MAX_WORDS:
         return "length"
@@ -172,10 +222,15 @@ def reject_reason(question: str, sentences: list[str]) -> str:
         return "vague"
     if _COMPOUND.search(question):
         return "compound"
+    if _EXAMPLE.search(question) or any(longest_shared_run(question, q) > MAX_SHARED_RUN for q in _EXAMPLE_QS):
+        return "example"
     return ""
 
 
 # A question about "he" or "she" does not say whom it asks about (a follow-up would; these are not).
 _VAGUE = re.compile(r"\b(?:he|she)\b", re.IGNORECASE)
+# The worked example's made-up names, and its questions: a question that borrows them is a slip.
+_EXAMPLE = re.compile(r"\b(?:varn|ruiz)\b", re.IGNORECASE)
+_EXAMPLE_QS = [i["q"] for i in EXAMPLE_REPLY["questions"]] + EXAMPLE_REPLY["near_misses"]
 # Two questions in one ("who won, and what was the score"): one of them is usually answered.
 _COMPOUND = re.compile(r"(?:\band|\bor|,)\s+(?:what|who|when|where|why|how|which)\b", re.IGNORECASE)
