@@ -54,21 +54,21 @@ def extractive(_: str, llm: LLMSettings, parts: Parts) -> ExtractiveAnswerer:
 
 
 def openai(model: str, llm: LLMSettings, parts: Parts) -> ChatAnswerer:
-    module = _require("langchain_openai", "langchain-openai", llm.backend)
+    module = require_package("langchain_openai", "langchain-openai", llm.backend)
     chat = module.ChatOpenAI(model=model, base_url=llm.openai_base_url or None, api_key=llm.openai_api_key or "none",
                              timeout=llm.llm_timeout, max_retries=0, max_tokens=llm.llm_max_tokens, temperature=0)
     return _chat_answerer(chat, llm, parts)
 
 
 def ollama(model: str, llm: LLMSettings, parts: Parts) -> ChatAnswerer:
-    module = _require("langchain_ollama", "langchain-ollama", llm.backend)
+    module = require_package("langchain_ollama", "langchain-ollama", llm.backend)
     chat = module.ChatOllama(model=model, base_url=llm.ollama_host or None, num_predict=llm.llm_max_tokens,
                              client_kwargs={"timeout": llm.llm_timeout}, temperature=0)
     return _chat_answerer(chat, llm, parts)
 
 
 def gguf(path: str, llm: LLMSettings, parts: Parts) -> ChatAnswerer:
-    module = _require("langchain_openai", "langchain-openai", llm.backend)
+    module = require_package("langchain_openai", "langchain-openai", llm.backend)
     server = LocalServer(Path(path).expanduser(), threads=llm.llm_threads, spec=llm.backend)
     chat = module.ChatOpenAI(model=Path(path).stem, base_url=server.base_url, api_key="none",
                              timeout=llm.llm_timeout, max_retries=0, max_tokens=llm.llm_max_tokens, temperature=0)
@@ -91,7 +91,7 @@ def _chat_answerer(model, llm: LLMSettings, parts: Parts, keep_alive=None) -> Ch
                         score=relevance(encode, weight, stored=parts.sentence_vectors), floor=given)
 
 
-def _require(module: str, package: str, spec: str):
+def require_package(module: str, package: str, spec: str):
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -104,7 +104,7 @@ class LocalServer:
     with an OpenAI-compatible API. The server stops when this object is collected."""
 
     def __init__(self, path: Path, threads: int = 1, n_ctx: int = 4096, spec: str = ""):
-        xlc = _require("xllamacpp", "xllamacpp", spec or f"gguf:{path}")
+        xlc = require_package("xllamacpp", "xllamacpp", spec or f"gguf:{path}")
         if not Path(path).is_file():
             raise ModelUnavailable(f"no model file at {path} (ASSISTANT_LLM=gguf:<path to a .gguf file>)")
         params = xlc.CommonParams()

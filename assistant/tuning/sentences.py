@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.corpus import corpus_files
-from assistant.schema import Article
-from assistant.text import content_words, sentence_spans
+from ..schema import Article
+from ..sources.corpus import corpus_files
+from ..text import content_words, sentence_spans
 
 _NAME_DATE = re.compile(r"(?:^|_)(\d{4}-\d{2}-\d{2})(?:_|\.)")
 

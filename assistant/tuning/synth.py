@@ -41,15 +41,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.config import Settings, load_settings
-from assistant.corpus import iter_corpus
-from assistant.embeddings import MiniLM
-from assistant.errors import AssistantError
-from assistant.index import open_store
-from assistant.ingest import ingest
-from assistant.retrieve import Retriever
-from assistant.schema import Article
-from assistant.text import content_words, stemmed_terms
+from ..config import Settings, load_settings
+from ..errors import AssistantError
+from ..indexing.embeddings import MiniLM
+from ..indexing.store import open_store
+from ..indexing.sync import ingest
+from ..retrieval.hybrid import Retriever
+from ..schema import Article
+from ..sources.corpus import iter_corpus
+from ..text import content_words, stemmed_terms
 
 from .cache import Cache, question_key
 from .questions import (PROMPT_VERSION, Item, build_messages, check_messages, check_schema, parse_check,
@@ -100,9 +100,9 @@ def build_retriever(corpus_dir: Path, before: str, index_dir: Path, embedder: Mi
         raise AssistantError(f"no article in {corpus_dir} is dated (by its file name) before {before}")
     stage, chroma = index_dir / "corpus", index_dir / "index"
     stage_corpus(files, stage)
-    ingest(Settings(corpus_dir=stage, index_dir=chroma), embedder, progress=progress)
+    ingest(Settings.of(corpus_dir=stage, index_dir=chroma), embedder, progress=progress)
     retriever = Retriever(open_store(chroma, embedder, create=False), embedder)
-    late = sorted({c.article_id for c in retriever.lexical.chunks if not name_date(c.article_id) < before})
+    late = sorted({c.article_id for c in retriever.chunks if not name_date(c.article_id) < before})
     if late:
         raise AssistantError(f"the index in {chroma} holds articles dated {before} or later: {late[:3]}")
     return retriever, stage
@@ -116,15 +116,15 @@ class RoundTrip:
         self.retriever = retriever
         self.k = k
         self.chunks = defaultdict(list)
-        for c in retriever.lexical.chunks:
+        for c in retriever.chunks:
             self.chunks[c.article_id].append(c)
-        n = len(retriever.lexical.chunks)
+        n = len(retriever.chunks)
         df = RARE_SHARE * n
         self.rare_idf = math.log(1 + (n - df + 0.5) / (df + 0.5))  # BM25's idf at that share (retrieve.Lexical)
 
     def specific(self, term: str) -> bool:
         """A figure, or a (stemmed) term rare in the indexed passages."""
-        return any(ch.isdigit() for ch in term) or self.retriever.lexical.idf(term) >= self.rare_idf
+        return any(ch.isdigit() for ch in term) or self.retriever.idf(term) >= self.rare_idf
 
     def source_chunks(self, source: Source) -> set[str]:
         """The passages holding most of the sentence (passages overlap; a long sentence may
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
               f"in {len(jobs)} prompts to go", flush=True)
         if not jobs:
             return 0
-        writer = open_writer(args.llm, threads=args.threads, parallel=args.parallel, settings=load_settings())
+        writer = open_writer(args.llm, threads=args.threads, parallel=args.parallel, settings=load_settings().llm)
         started = time.monotonic()
         try:
             tally = run(jobs, writer, RoundTrip(retriever), cache, parallel=args.parallel, near=args.near,

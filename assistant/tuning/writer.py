@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from assistant.models import ModelUnavailable, _require
+from ..answering.backends import require_package
+from ..answering.model_files import ModelUnavailable
 
 # Passage (~120 tokens) + instructions and one worked example (~450) + reply (≤ 400) per slot.
 SLOT_CONTEXT = 2048
@@ -49,7 +50,7 @@ class Writer:
 def local_server(path: Path, threads: int = 1, parallel: int = 1, slot_context: int = SLOT_CONTEXT):
     """llama.cpp serving `path` on a free loopback port with `parallel` slots of `slot_context`
     tokens each (as `assistant.models.LocalServer`, which has one slot); (server, base URL)."""
-    xlc = _require("xllamacpp", "xllamacpp", f"gguf:{path}")
+    xlc = require_package("xllamacpp", "xllamacpp", f"gguf:{path}")
     if not Path(path).is_file():
         raise ModelUnavailable(f"no model file at {path} (--llm gguf:<path to a .gguf file>)")
     params = xlc.CommonParams()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answering.backends import BACKENDS, LocalServer, Parts, build_answerer, _require
+from assistant.answering.backends import BACKENDS, LocalServer, Parts, build_answerer, require_package
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.model_files import ModelUnavailable
 from assistant.config import LLM_BACKENDS, Settings, load_settings
@@ -12,7 +12,7 @@ from assistant.config import LLM_BACKENDS, Settings, load_settings
 
 def test_a_missing_package_or_file_names_the_fix(tmp_path):
     with pytest.raises(ModelUnavailable, match="requirements-llm.txt"):
-        _require("no_such_backend_module", "no-such-backend", "openai:x")
+        require_package("no_such_backend_module", "no-such-backend", "openai:x")
     with pytest.raises(ModelUnavailable, match="no model file"):
         LocalServer(tmp_path / "missing.gguf")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.corpus import load_article
-from assistant.models import packaged_model
+from assistant.answering.model_files import packaged_model
+from assistant.sources.corpus import load_article
 from assistant.text import sentence_spans
 from assistant.tuning.cache import Cache, attempted_path, read_jsonl
 from assistant.tuning.questions import (CHECK_SYSTEM, build_messages, longest_shared_run, parse_check,
@@ -90,7 +90,7 @@ def test_only_articles_dated_before_the_cutoff_are_read_or_indexed(news, built):
     retriever, stage, _ = built
     assert [p.name for p in files_before(news, "2022-08-01")] == sorted(ARTICLES)
     assert sorted(p.name for p in stage.iterdir()) == sorted(ARTICLES)
-    assert {c.article_id for c in retriever.lexical.chunks} == set(ARTICLES)
+    assert {c.article_id for c in retriever.chunks} == set(ARTICLES)
     assert name_date("cnn_2022-07-14_slug.md") == "2022-07-14" and name_date(UNDATED[0]) == ""
 
 
