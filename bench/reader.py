@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     parser.add_argument("--ship", type=Path, help="train --ship-kind on everything and save it here")
     parser.add_argument("--ship-kind", default="bi")
+    parser.add_argument("--no-cost", action="store_true", help="skip the latency and size measurement")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -203,7 +204,7 @@ def main() -> None:
     print("\nsentence choice when retrieved, out of fold (%d folds):" % args.folds)
     print("\n".join(table(cases, columns, sets)))
     print("training time per candidate (all folds): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
-    cost = latency(assistant, cases, args, vectors)
+    cost = {} if args.no_cost else latency(assistant, cases, args, vectors)
     figures = {"folds": args.folds, "synthetic": {"records": len(records), **tally}, "timings_s": timings,
                "cost": cost, "table": table(cases, columns, sets),
                # per eligible question, each column's verdict: for paired comparisons between columns
