@@ -213,6 +213,15 @@ def _negatives(ex: Example, k: int, rng: random.Random) -> list[Sentence]:
     return pool[:k]
 
 
+def _step(torch, model, optimizer, scheduler, value) -> None:
+    """One optimisation step on the loss `value`, gradients clipped at norm 1."""
+    value.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+
+
 def fit_bi(examples: Sequence[Example], *, epochs: int = 2, batch: int = 16, lr: float = 3e-5,
            negatives: int = NEGATIVES, threads: int = 2, seed: int = 0, base: str | None = None):
     """A bi-encoder fine-tuned from the packaged MiniLM with MultipleNegativesRankingLoss:
@@ -235,11 +244,7 @@ def fit_bi(examples: Sequence[Example], *, epochs: int = 2, batch: int = 16, lr:
             columns += [[p[j].text for p in picked] for j in range(negatives)]
             features = [model.preprocess(col) for col in columns]
             value = loss(features, torch.zeros(len(group)))
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            _step(torch, model, optimizer, scheduler, value)
     model.eval()
     return model
 
@@ -270,11 +275,7 @@ def fit_query(examples: Sequence[Example], encode, *, epochs: int = 4, batch: in
             q = torch.nn.functional.normalize(q, dim=-1)
             logits = scale * q @ torch.stack(docs).T
             value = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            _step(torch, model, optimizer, scheduler, value)
     model.eval()
     return model
 
@@ -304,11 +305,7 @@ def fit_cross(examples: Sequence[Example], *, epochs: int = 2, batch: int = 16, 
             group = pairs[i:i + batch]
             value = loss([[q for q, _, _ in group], [t for _, t, _ in group]],
                          torch.tensor([y for _, _, y in group]))
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            _step(torch, model, optimizer, scheduler, value)
     model.eval()
     return model
 
