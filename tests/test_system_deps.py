@@ -57,7 +57,7 @@ def test_an_existing_venv_needs_no_venv_module():
     assert proc.stderr.splitlines()[-1] == "  sudo apt-get install -y chromium redis-server npm"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the install branch runs as root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get installs only as root; CI and make test run as root, where this test runs")
 def test_root_runs_apt_get_without_questions_then_checks_again(tmp_path):
     log = tmp_path / "apt-get.log"
     apt_get = tmp_path / "bin" / "apt-get"
@@ -75,7 +75,7 @@ def test_root_runs_apt_get_without_questions_then_checks_again(tmp_path):
     assert proc.stderr.splitlines()[-1] == "still missing after apt-get install: chromium redis-server npm"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the install branch runs as root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="apt-get installs only as root; CI and make test run as root, where this test runs")
 def test_root_without_apt_get_names_the_packages():
     proc = run({"PATH": "/nonexistent", "PYTHON": sys.executable, "VENV": "/nonexistent"})
 

@@ -20,21 +20,19 @@ The loops call sentence-transformers' own losses (`MultipleNegativesRankingLoss`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..answering.extractive import MIN_WORDS, spans_of
 from ..answering.reader import CONFIG, MAX_TOKENS, Sentence, cross_input
+from .sentences import name_date, sentence_sha1
 
 CUTOFF = "2022-08-01"  # the shipped reader never learns from articles dated on or after this day
 NEGATIVES = 3  # hard negatives per question in a bi-encoder batch (same passage first)
-_NAME_DATE = re.compile(r"(?:^|_)(\d{4}-\d{2}-\d{2})(?:_|\.)")
 
 
 @dataclass(frozen=True)
@@ -89,15 +87,6 @@ def dev_examples(cases: Iterable) -> list[Example]:
         out.append(Example(case.query, tuple(sentences[i] for i in pos), tuple(sentences[i] for i in neg),
                            "dev", case.question.id))
     return out
-
-
-def name_date(article_id: str) -> str:
-    match = _NAME_DATE.search(Path(article_id).name)
-    return match.group(1) if match else ""
-
-
-def sentence_sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
 def read_records(path: Path) -> list[dict]:
