@@ -1,4 +1,4 @@
-"""`policy-desk ingest|add|feeds|status|search|ask|feedback|eval` (or `python -m assistant …`): a stable contract for scripts."""
+"""`policy-desk ingest|add|feeds|status|search|ask|feedback|eval|tune` (or `python -m assistant …`): a stable contract for scripts."""
 
 from __future__ import annotations
 
@@ -105,6 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, help="corpus folder the baseline indexes (default: $ASSISTANT_CORPUS or corpus/)")
     p.add_argument("--llm", metavar="SPEC", help="also answer with this language model (openai:<model>, ollama:<model>, "
                                                  "gguf:<path>), side by side with the extractive answers")
+
+    p = command("tune", _tune, "fit the reader (which sentence answers a question) to this corpus: a language model "
+                               "writes questions from its articles, then the reader is trained on them")
+    p.add_argument("--corpus", type=Path, help="corpus folder (default: $ASSISTANT_CORPUS or corpus/)")
+    p.add_argument("--llm", metavar="SPEC", help="the model that writes the questions: gguf:<path> or openai:<model> "
+                                                 "(default: $ASSISTANT_LLM if one of those, else the packaged Qwen "
+                                                 "of `make llm`)")
+    p.add_argument("--questions", type=int, default=None, metavar="N",
+                   help="answerable questions to fit on (default 300; those made before count)")
+    p.add_argument("--threads", type=int, default=2, help="threads for the model and the fitting (default 2)")
+    p.add_argument("--parallel", type=int, default=2, help="prompts in flight (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -142,6 +154,19 @@ def _ingest(args, settings: Settings) -> int:
     require_corpus_dir(settings.storage.corpus_dir)  # before an empty index is created
     embedder = MiniLM(threads=None)  # a batch job: let torch use every core
     report = ingest(settings, embedder, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def _tune(args, settings: Settings) -> int:
+    from .sources.corpus import require_corpus_dir
+    from .tuning.tune import QUESTIONS, default_llm, tune
+
+    require_corpus_dir(settings.storage.corpus_dir)
+    if args.questions is not None and args.questions < 1:
+        raise AssistantError("--questions must be at least 1")
+    report = tune(settings, args.llm or default_llm(settings), args.questions or QUESTIONS, threads=args.threads,
+                  parallel=args.parallel, progress=not args.quiet)
     print(report.summary())
     return 0
 

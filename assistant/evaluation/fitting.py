@@ -148,13 +148,27 @@ def fold_of(case: Case, folds: int) -> int:
     return int(hashlib.sha256(case.group.encode("utf-8")).hexdigest(), 16) % folds
 
 
-def cross_validated(cases: Sequence[Case], answerer: ExtractiveAnswerer, folds: int) -> list[Answer]:
-    """Each case answered by weights fitted on the other folds."""
-    out: list[Answer | None] = [None] * len(cases)
+def fold_weights(cases: Sequence[Case], answerer: ExtractiveAnswerer, folds: int) -> list[Weights]:
+    """For each case, the weights fitted on the other folds."""
+    out: list[Weights | None] = [None] * len(cases)
     for k in range(folds):
-        train = [c for c in cases if fold_of(c, folds) != k]
-        weights = fit(train, answerer)
+        weights = fit([c for c in cases if fold_of(c, folds) != k], answerer)
         for i, case in enumerate(cases):
             if fold_of(case, folds) == k:
-                out[i] = answerer.compose(case.query, case.hits, case.candidates, weights)
+                out[i] = weights
     return out
+
+
+def cross_validated(cases: Sequence[Case], answerer: ExtractiveAnswerer, folds: int) -> list[Answer]:
+    """Each case answered by weights fitted on the other folds."""
+    return [answerer.compose(case.query, case.hits, case.candidates, weights)
+            for case, weights in zip(cases, fold_weights(cases, answerer, folds))]
+
+
+def sentence_choice(case: Case, weights: Weights) -> bool | None:
+    """Whether the sentence the model ranks first holds the evidence; None when the question is
+    not answerable or its evidence is not among the candidates (retrieval's miss, not the choice's)."""
+    if not case.question.answerable or not any(case.labels):
+        return None
+    scores = [weights.sentence.probability(c.features) for c in case.candidates]
+    return bool(case.labels[int(np.argmax(scores))])

@@ -20,11 +20,12 @@ from typing import Sequence
 from ..answering.base import check_citations
 from ..schema import Answer, Article
 from .baseline import LangChainBaseline
-from .fitting import Case, cross_validated, prepare
+from ..answering.weights import SENTENCE_FEATURES, fitted_weights
+from .fitting import Case, fold_weights, prepare, sentence_choice
 from .scoring import Question, Scores, first_hit_rank, score_question
 
 # The answer columns of a retrieval-only table (the baseline has no answer step).
-ANSWER_KEYS = ("evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate",
+ANSWER_KEYS = ("sentence_choice_when_retrieved", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate",
                "answer_contains_gold", "quote_verbatim_rate", "refusals_with_citations", "citations_dropped_by_check")
 
 
@@ -55,17 +56,20 @@ def evaluate(assistant, questions: Sequence[Question], folds: int = 0, llm=None,
     """
     cases = prepare(assistant, questions)
     text = assistant.store.article_text
-    answers = {"committed": [check_citations(assistant.answerer.compose(c.query, c.hits, c.candidates), text)
-                             for c in cases]}
+    committed = assistant.answerer.weights or fitted_weights()
+    weights = {"committed": [committed] * len(cases)}
     if folds:
-        answers[f"cv{folds}"] = [check_citations(a, text) for a in
-                                 cross_validated(cases, assistant.answerer, folds)]
+        weights[f"cv{folds}"] = fold_weights(cases, assistant.answerer, folds)
+    answers = {name: [check_citations(assistant.answerer.compose(c.query, c.hits, c.candidates, w), text)
+                      for c, w in zip(cases, given)] for name, given in weights.items()}
     sets = list(dict.fromkeys(q.source_file for q in questions))
     tables, records = {}, []
     for name, given in answers.items():
-        per_set, scored = score_sets(cases, given, text, sets)
+        chosen = [sentence_choice(c, w) for c, w in zip(cases, weights[name])]
+        per_set, scored = score_sets(cases, given, text, sets, chosen)
         if name == "committed":
-            records += [r | {"answerer": "extractive"} for r in scored]
+            records += [r | {"answerer": "extractive", "candidates": candidate_scores(c, committed)}
+                        for r, c in zip(scored, cases)]
         for key, scores in per_set.items():
             if key != "pooled" or len(sets) > 1:
                 tables[f"{name}: {key}"] = scores.table()
@@ -78,17 +82,33 @@ def evaluate(assistant, questions: Sequence[Question], folds: int = 0, llm=None,
     return Report(tables, records)
 
 
-def score_sets(cases: Sequence[Case], answers: Sequence[Answer], text, sets: Sequence[str]
-               ) -> tuple[dict[str, Scores], list[dict]]:
+def score_sets(cases: Sequence[Case], answers: Sequence[Answer], text, sets: Sequence[str],
+               chosen: Sequence[bool | None] = ()) -> tuple[dict[str, Scores], list[dict]]:
     """Each case's answer scored into its question set's `Scores` and the pooled one; with the
-    per-question records. `text(article_id)` is the stored article text."""
+    per-question records. `text(article_id)` is the stored article text; `chosen`, per case,
+    whether the first-ranked sentence holds the evidence (`fitting.sentence_choice`)."""
     per_set = {s: Scores() for s in [*sets, "pooled"]}
     records = []
-    for case, answer in zip(cases, answers):
+    for i, (case, answer) in enumerate(zip(cases, answers)):
+        right = chosen[i] if i < len(chosen) else None
         for key in (case.question.source_file, "pooled"):
             record = score_question(per_set[key], case.question, list(case.ranked), answer, text)
-        records.append(record)
+            if right is not None:
+                per_set[key].choices += 1
+                per_set[key].chosen_right += right
+        records.append(record | ({"sentence_choice_right": right} if right is not None else {}))
     return per_set, records
+
+
+def candidate_scores(case: Case, weights, top: int = 8) -> list[dict]:
+    """The candidate sentences best first (at most `top`, and every evidence sentence): the
+    reader's score (cosine of the question's and the sentence's reader vectors), the fitted
+    sentence model's probability, and whether it holds the gold evidence."""
+    reader = SENTENCE_FEATURES.index("cos")
+    ranked = sorted(zip(case.candidates, case.labels), key=lambda cl: -weights.sentence.probability(cl[0].features))
+    return [{"rank": i, "sentence": c.text, "reader": round(c.features[reader], 3),
+             "probability": round(weights.sentence.probability(c.features), 3), "evidence": label}
+            for i, (c, label) in enumerate(ranked, 1) if i <= top or label]
 
 
 def llm_table(llm, cases: Sequence[Case], extractive: Sequence[Answer], text) -> tuple[dict, list[dict]]:
@@ -148,14 +168,18 @@ def baseline_table(baseline: LangChainBaseline, cases: Sequence[Case]) -> dict:
 def with_llm(assistant, settings, spec: str):
     """The same assistant answering with the language model `spec` (openai:…, ollama:…, gguf:…),
     falling back to its extractive answerer."""
-    from ..answering.backends import Parts, build_answerer
+    from ..answering.backends import build_answerer
     from ..answering.model_files import ModelUnavailable
 
     if spec.partition(":")[0] == "extractive":
         raise ModelUnavailable("--llm needs a language model (openai:<model>, ollama:<model> or gguf:<path>); "
                                "the extractive answer is always scored")
-    parts = Parts(assistant.retriever.embedder, idf=assistant.retriever.idf,
-                  sentence_vectors=assistant.store.sentence_vectors)
+    from ..indexing.sentence_model import SentenceModel
+    from ..wiring import answer_parts
+
+    sentences = SentenceModel(settings.storage.index_dir, assistant.retriever.embedder,
+                              threads=settings.indexing.torch_threads)
+    parts = answer_parts(assistant.store, assistant.retriever, sentences)
     return replace(assistant, answerer=build_answerer(settings.with_(backend=spec).llm, parts))
 
 

@@ -137,6 +137,8 @@ class Scores:
     quotes_verbatim: int = 0
     cited_refusals: int = 0
     dropped_citations: int = 0
+    choices: int = 0  # answerable questions whose evidence is among the candidate sentences
+    chosen_right: int = 0  # … and the sentence ranked first holds it
 
     def recall(self, k: int) -> float:
         return sum(1 for r in self.ranks if r and r <= k) / max(len(self.ranks), 1)
@@ -151,6 +153,7 @@ class Scores:
             "recall@5": round(self.recall(5), 3),
             "recall@10": round(self.recall(10), 3),
             "mrr": round(sum(1 / r for r in self.ranks if r) / max(len(self.ranks), 1), 3),
+            "sentence_choice_when_retrieved": round(self.chosen_right / self.choices, 3) if self.choices else None,
             "evidence_in_answer": round(self.evidence_in_answer / n, 3),
             "evidence_in_answer_or_quotes": round(self.evidence_in_quotes / n, 3),
             "unanswerable_handled": (round((self.refused_unanswerable + self.absence_quoted) / self.unanswerable, 3)

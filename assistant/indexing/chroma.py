@@ -36,7 +36,7 @@ from chromadb.errors import ChromaError
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from ..config import StorageSettings
-from .embeddings import Embedder, MiniLM
+from .embeddings import MODEL_NAME, Embedder, MiniLM
 from ..errors import IndexNotReady
 from ..schema import Chunk, Filters, date_number
 from ..text import sentence_spans
@@ -138,7 +138,7 @@ class ChromaStore(Store):
                 date=meta.get("date", ""),
                 url=meta.get("url", ""),
                 chunks=int(meta.get("chunks", 0)),
-                sentences=bool(meta.get("sentences", False)),
+                sentences=_sentence_model(meta.get("sentences", "")),
             )
         return out
 
@@ -227,10 +227,11 @@ class ChromaStore(Store):
             return {}
         return dict(zip(got["ids"], got["embeddings"]))
 
-    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[tuple[int, int, np.ndarray]]]:
+    def sentence_vectors(self, chunk_ids: Sequence[str], model: str | None = None) -> dict[str, list[tuple[int, int, np.ndarray]]]:
         """Each chunk's sentences as (start, end, unit vector), offsets within the chunk text, in
-        text order: the spans `text.sentence_spans(chunk.text)` gives, embedded at ingest. A chunk
-        indexed before sentences were stored (or unknown) maps to []: callers encode those.
+        text order: the spans `text.sentence_spans(chunk.text)` gives, embedded at ingest (with
+        `model`, only those that model embedded). A chunk indexed before sentences were stored
+        (or unknown) maps to []: callers encode those.
         Read by record id, from the chunk texts' spans: 2-3 ms for 5 chunks on the news index,
         against 6-10 ms filtering the sentences by `chunk_id` (docs/design.md, "Sentence vectors")."""
         out: dict[str, list[tuple[int, int, np.ndarray]]] = {cid: [] for cid in chunk_ids}
@@ -245,6 +246,8 @@ class ChromaStore(Store):
         except ChromaError:  # written by another process after this one loaded its vector index: `reopen`
             return out
         for meta, vector in zip(got["metadatas"], got["embeddings"]):
+            if model is not None and meta.get("model", MODEL_NAME) != model:
+                continue
             out[meta["chunk_id"]].append((int(meta["start"]), int(meta["end"]), np.asarray(vector, dtype=np.float32)))
         for spans in out.values():
             spans.sort(key=lambda span: span[0])
@@ -252,7 +255,7 @@ class ChromaStore(Store):
 
     # -- writing ---------------------------------------------------------------
 
-    def write_articles(self, batch: Sequence[tuple]) -> None:
+    def write_articles(self, batch: Sequence[tuple], sentence_model: str = "") -> None:
         """Store (article, chunks, chunk vectors, title vector[, sentences]) tuples, where
         `sentences` holds, per chunk, its (start, end, vector) sentences. First all chunks, then
         their sentences, then drop each article's stale sentences and chunks, then the article
@@ -265,7 +268,8 @@ class ChromaStore(Store):
             self.chunks.upsert(ids=[c.chunk_id for c in page], documents=[c.text for c in page],
                                metadatas=[_chunk_meta(c) for c in page], embeddings=vectors[i:i + _PAGE])
         self._write_sentences([(chunk, span) for _, cs, _, _, *sentences in batch if sentences
-                               for chunk, spans in zip(cs, sentences[0], strict=True) for span in spans])
+                               for chunk, spans in zip(cs, sentences[0], strict=True) for span in spans],
+                              sentence_model)
         stored = self.stored_hashes([article.article_id for article, *_ in batch])
         for article, *_ in batch:
             if article.article_id in stored:  # an update: its old chunks go before it is marked complete
@@ -277,16 +281,16 @@ class ChromaStore(Store):
             embeddings=np.asarray([t for _, _, _, t, *_ in batch], dtype=np.float32),
             metadatas=[{"content_hash": a.content_hash, "title": a.title, "source": a.source, "date": a.date,
                         "url": a.url, "authors": ", ".join(a.authors), "chunks": len(cs),
-                        "sentences": bool(sentences)} for a, cs, _, _, *sentences in batch])
+                        "sentences": sentence_model if sentences else ""} for a, cs, _, _, *sentences in batch])
 
-    def _write_sentences(self, rows: list[tuple[Chunk, tuple[int, int, object]]]) -> None:
+    def _write_sentences(self, rows: list[tuple[Chunk, tuple[int, int, object]]], model: str) -> None:
         for i in range(0, len(rows), _PAGE):
             page = rows[i:i + _PAGE]
             self.sentences.upsert(
                 ids=[f"{c.chunk_id}:{s}-{e}" for c, (s, e, _) in page],
                 embeddings=np.asarray([v for _, (_, _, v) in page], dtype=np.float32),
                 metadatas=[{"chunk_id": c.chunk_id, "article_id": c.article_id, "content_hash": c.content_hash,
-                            "start": s, "end": e} for c, (s, e, _) in page])
+                            "start": s, "end": e, "model": model} for c, (s, e, _) in page])
 
     def stored_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         got = self.articles.get(ids=list(article_ids), include=["metadatas"])
@@ -371,6 +375,12 @@ def open_server_store(host: str, port: int, embedder: Embedder, create: bool = T
 
 
 _SNAPSHOT_META = ("article_id", "start", "end", "title", "source", "date", "url", "content_hash")
+
+
+def _sentence_model(stored) -> str:
+    """An article record's sentence model: indexes written before readers stored `True` for
+    sentences the packaged MiniLM embedded."""
+    return MODEL_NAME if stored is True else str(stored or "")
 
 
 def _ids_key(ids: Sequence[str]) -> str:

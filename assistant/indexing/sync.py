@@ -23,6 +23,7 @@ from .chunking import chunk_article, embedding_text, make_splitter
 from ..sources.corpus import corpus_files, iter_corpus
 from ..config import IndexingSettings, Settings, StorageSettings
 from .embeddings import Embedder
+from .sentence_model import SentenceModel
 from ..errors import IngestRunning, OutsideCorpus, UnreadableFile
 from .store import Store, open_index
 from ..schema import Article, Chunk
@@ -35,6 +36,7 @@ EMBED_GROUP = IndexingSettings.embed_group  # chunks embedded, then written, tog
 class SyncReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    reembedded: list[str] = field(default_factory=list)  # same text, sentences embedded by the current reader
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
@@ -43,12 +45,15 @@ class SyncReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.orphans_pruned)
+        return bool(self.added or self.updated or self.reembedded or self.removed or self.orphans_pruned)
 
     def summary(self) -> str:
         lines = [f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
                  f"unchanged {len(self.unchanged)}, failed {len(self.failed)} "
                  f"({self.chunks_written} chunks written)"]
+        if self.reembedded:
+            lines.append(f"  {len(self.reembedded)} unchanged articles had their sentences embedded again "
+                         f"by the reader in use")
         lines += [f"  added    {shown(a)}" for a in self.added]
         lines += [f"  updated  {shown(a)}" for a in self.updated]
         lines += [f"  removed  {shown(a)}" for a in self.removed]
@@ -58,8 +63,11 @@ class SyncReport:
         return "\n".join(lines)
 
 
-def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> SyncReport:
+def ingest(settings: Settings, embedder: Embedder, progress: bool = True,
+           sentences: Embedder | None = None) -> SyncReport:
     """Make the index the settings name match the corpus folder, holding the ingest lock.
+    Sentences are embedded by `sentences`, default the reader in use for that index
+    (`sentence_model.SentenceModel`).
 
     Raises:
         IngestRunning: another ingest holds the lock.
@@ -67,7 +75,9 @@ def ingest(settings: Settings, embedder: Embedder, progress: bool = True) -> Syn
     """
     with ingest_lock(lock_path(settings.storage)):
         store = open_index(settings.storage, embedder)
-        return sync(settings.storage.corpus_dir, store, embedder, progress=progress, group_size=settings.indexing.embed_group)
+        sentences = sentences or SentenceModel(settings.storage.index_dir, embedder, threads=None)  # a batch job
+        return sync(settings.storage.corpus_dir, store, embedder, progress=progress,
+                    group_size=settings.indexing.embed_group, sentences=sentences)
 
 
 def lock_path(storage: StorageSettings) -> Path:
@@ -104,11 +114,16 @@ def ingest_lock(path: Path):
 
 
 def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = True,
-         group_size: int = EMBED_GROUP) -> SyncReport:
+         group_size: int = EMBED_GROUP, sentences: Embedder | None = None) -> SyncReport:
     """Make the index match `corpus_dir`. A file that cannot be read, or that fails in any
     other way, is reported by name and its previously indexed version (if any) is kept; the
     rest goes on. Articles stream through embedding groups of about `group_size` chunks, so
-    memory holds one group, whatever the corpus size. Callers hold the ingest lock."""
+    memory holds one group, whatever the corpus size. Callers hold the ingest lock.
+
+    `sentences` embeds the sentences (the reader: `sentence_model.SentenceModel`; default: the
+    `embedder`). An unchanged article whose sentences another model embedded is written again."""
+    sentences = sentences or embedder
+    sentence_model = sentences.model_id
     report = SyncReport()
     stored = store.stored_articles()
     seen: set[str] = set()
@@ -127,7 +142,7 @@ def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = Tr
                 continue
             seen.add(item.article_id)
             old = stored.get(item.article_id)
-            if old and old.content_hash == item.content_hash and old.sentences:
+            if old and old.content_hash == item.content_hash and old.sentences == sentence_model:
                 report.unchanged.append(item.article_id)
                 bar.total -= 1
                 continue
@@ -137,14 +152,19 @@ def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = Tr
                 report.failed.append((item.article_id, f"could not be split into passages: {exc}"))
                 bar.total -= 1
                 continue
-            (report.updated if old else report.added).append(item.article_id)
+            if not old:
+                report.added.append(item.article_id)
+            elif old.content_hash != item.content_hash:
+                report.updated.append(item.article_id)
+            else:  # same text, sentences from another model (a new reader, or none stored yet)
+                report.reembedded.append(item.article_id)
             group.append((item, chunks))
             if sum(len(cs) for _, cs in group) >= group_size:
-                report.chunks_written += _embed_and_write(store, embedder, group)
+                report.chunks_written += _embed_and_write(store, embedder, sentences, group)
                 bar.update(len(group))
                 group = []
         if group:
-            report.chunks_written += _embed_and_write(store, embedder, group)
+            report.chunks_written += _embed_and_write(store, embedder, sentences, group)
             bar.update(len(group))
     for article_id in sorted(set(stored) - seen):
         store.remove_article(article_id)
@@ -178,18 +198,26 @@ def group_texts(group: list[tuple[Article, list[Chunk]]]) -> tuple[list[str], li
     return texts, spans
 
 
-def _embed_and_write(store: Store, embedder: Embedder, group: list[tuple[Article, list[Chunk]]]) -> int:
-    """Embed a group's chunks, titles and sentences in one length-sorted pass, then write it;
-    returns the number of chunks."""
+def _embed_and_write(store: Store, embedder: Embedder, sentence_model: Embedder,
+                     group: list[tuple[Article, list[Chunk]]]) -> int:
+    """Embed a group's chunks and titles with `embedder`, its sentences with `sentence_model`
+    (one length-sorted pass when they are the same model), then write it; returns the number
+    of chunks."""
     texts, spans = group_texts(group)
     n_chunks = sum(len(chunks) for _, chunks in group)
-    vectors = _encode(embedder, texts)
+    if sentence_model.model_id == embedder.model_id:
+        vectors = sentence_vectors = _encode(embedder, texts)
+    else:
+        fixed = n_chunks + len(group)
+        vectors = _encode(embedder, texts[:fixed])
+        sentence_vectors = np.concatenate([np.zeros((fixed, sentence_model.dimension), dtype=np.float32),
+                                           _encode(sentence_model, texts[fixed:])])
     batch, offset = [], 0
     for i, (article, chunks) in enumerate(group):
-        sentences = [[(s, e, vectors[j]) for s, e, j in chunk_spans] for chunk_spans in spans[i]]
+        sentences = [[(s, e, sentence_vectors[j]) for s, e, j in chunk_spans] for chunk_spans in spans[i]]
         batch.append((article, chunks, vectors[offset:offset + len(chunks)], vectors[n_chunks + i], sentences))
         offset += len(chunks)
-    store.write_articles(batch)
+    store.write_articles(batch, sentence_model=sentence_model.model_id)
     return n_chunks
 
 

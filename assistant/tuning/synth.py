@@ -38,6 +38,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -315,8 +316,10 @@ def judge(job: Job, draft: Draft, round_trip: RoundTrip, cache: Cache, model: st
 
 
 def run(jobs: list[Job], writer: Writer, round_trip: RoundTrip, cache: Cache, *, parallel: int = 1,
-        near: int = 2, temperature: float = 0.6, check: bool = False, progress: bool = True) -> Tally:
-    """Ask every job's prompt, `parallel` in flight, and keep each prompt's records as it is done."""
+        near: int = 2, temperature: float = 0.6, check: bool = False, progress: bool = True,
+        stop: Callable[[Tally], bool] | None = None) -> Tally:
+    """Ask every job's prompt, `parallel` in flight, and keep each prompt's records as it is done;
+    no new prompt once `stop(tally)` says so (those in flight are finished and kept)."""
     tally = Tally()
     pending: dict = {}
     queue = iter(jobs)
@@ -326,6 +329,8 @@ def run(jobs: list[Job], writer: Writer, round_trip: RoundTrip, cache: Cache, *,
                  disable=not progress, smoothing=0.05) as bar:
 
         def submit() -> None:
+            if stop is not None and stop(tally):
+                return
             job = next(queue, None)
             if job is not None:
                 pending[pool.submit(ask, writer, job, near, temperature, check)] = job

@@ -20,6 +20,7 @@ The loops call sentence-transformers' own losses (`MultipleNegativesRankingLoss`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -95,9 +96,11 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def synthetic_examples(records: Iterable[dict], corpus_dir: Path, cutoff: str = CUTOFF) -> tuple[list[Example], dict]:
+def synthetic_examples(records: Iterable[dict], corpus_dir: Path,
+                       cutoff: str | None = CUTOFF) -> tuple[list[Example], dict]:
     """Answerable synthetic records as examples, and a tally of what was skipped and why
-    (an article dated on or after `cutoff`, missing, or changed since the record was made)."""
+    (an article dated on or after `cutoff` or undated, missing, or changed since the record was
+    made). `cutoff` None: every article counts (an owner's tune on their own corpus)."""
     from ..sources.corpus import load_article
 
     articles: dict[str, object] = {}
@@ -109,7 +112,7 @@ def synthetic_examples(records: Iterable[dict], corpus_dir: Path, cutoff: str = 
             tally["not_answerable"] += 1
             continue
         aid = r["article_id"]
-        if not name_date(aid) or name_date(aid) >= cutoff:
+        if cutoff and (not name_date(aid) or name_date(aid) >= cutoff):
             tally["late_or_undated"] += 1
             continue
         if aid not in articles:
@@ -119,7 +122,7 @@ def synthetic_examples(records: Iterable[dict], corpus_dir: Path, cutoff: str = 
             except Exception:  # an unreadable file is a missing one here
                 articles[aid] = None
         article = articles[aid]
-        if article is None or (article.date and article.date >= cutoff):
+        if article is None or (cutoff and article.date and article.date >= cutoff):
             tally["missing_article" if article is None else "late_or_undated"] += 1
             continue
         start, end = int(r["start"]), int(r["end"])
@@ -212,28 +215,34 @@ def _step(torch, model, optimizer, scheduler, value) -> None:
 
 
 def fit_bi(examples: Sequence[Example], *, epochs: int = 2, batch: int = 16, lr: float = 3e-5,
-           negatives: int = NEGATIVES, threads: int = 2, seed: int = 0, base: str | None = None):
-    """A bi-encoder fine-tuned from the packaged MiniLM with MultipleNegativesRankingLoss:
-    each question against its positive, its `negatives` hard negatives and every other
-    sentence of the batch."""
+           negatives: int = NEGATIVES, threads: int = 2, seed: int = 0, base: str | None = None,
+           progress: bool = False):
+    """A bi-encoder fine-tuned from `base` (a reader folder; default the packaged MiniLM) with
+    MultipleNegativesRankingLoss: each question against its positive, its `negatives` hard
+    negatives and every other sentence of the batch."""
     torch, rng = _setup(threads, seed)
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from tqdm import tqdm
 
-    model = SentenceTransformer(base or base_model_path(), device="cpu", local_files_only=True)
+    model = SentenceTransformer(base or base_model_path(), device="cpu", local_files_only=True,
+                                model_kwargs={"dtype": torch.float32})  # a reader is stored in fp16
     model.max_seq_length = MAX_TOKENS
     loss = MultipleNegativesRankingLoss(model)
     plan = [_batches(examples, batch, rng) for _ in range(epochs)]
     optimizer, scheduler = _schedule(torch, model.parameters(), sum(map(len, plan)), lr)
     model.train()
+    bar = tqdm(total=sum(map(len, plan)), unit="batch", desc="fitting the reader", disable=not progress)
     for epoch in plan:
         for group in epoch:
+            bar.update(1)
             columns = [[ex.question for ex in group], [rng.choice(ex.positives).text for ex in group]]
             picked = [_negatives(ex, negatives, rng) for ex in group]
             columns += [[p[j].text for p in picked] for j in range(negatives)]
             features = [model.preprocess(col) for col in columns]
             value = loss(features, torch.zeros(len(group)))
             _step(torch, model, optimizer, scheduler, value)
+    bar.close()
     model.eval()
     return model
 
@@ -310,5 +319,8 @@ def save(model, kind: str, out_dir: Path, meta: dict | None = None) -> Path:
             model.save(str(out_dir), safe_serialization=True, create_model_card=False)
     finally:
         model.float()
-    (out_dir / CONFIG).write_text(json.dumps({"kind": kind, **(meta or {})}, indent=1) + "\n", encoding="utf-8")
+    # The id names these weights: stored sentence vectors carry it (indexing.sentence_model).
+    digest = hashlib.sha256((out_dir / "model.safetensors").read_bytes()).hexdigest()[:12]
+    (out_dir / CONFIG).write_text(json.dumps({"kind": kind, "id": f"reader-{digest}", **(meta or {})}, indent=1) + "\n",
+                                  encoding="utf-8")
     return out_dir

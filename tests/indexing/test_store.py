@@ -4,9 +4,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 import pytest
 
 from assistant.indexing.chunking import chunk_article, make_splitter
+from assistant.indexing.embeddings import Embedder
 from assistant.config import Settings
 from assistant.errors import IndexNotReady
 from assistant.indexing.store import open_index, open_store
@@ -118,12 +120,16 @@ def test_both_stores_keep_the_store_contract(any_store):
     chunks = chunk_article(article, make_splitter(embedder.count_tokens))
     sentences = [[(s, e, embedder.encode([c.text[s:e]])[0]) for s, e in sentence_spans(c.text)] for c in chunks]
     store.write_article(article, chunks, embedder.encode([c.text for c in chunks]), embedder.encode([article.title])[0],
-                        sentences)
+                        sentences, sentence_model="reader-1")
     assert {c.chunk_id for c in store.all_chunks()} == {c.chunk_id for c in chunks + b}  # the old chunks went
-    assert store.stored_articles()["a.md"].sentences and not store.stored_articles()["b.md"].sentences
+    assert store.stored_articles()["a.md"].sentences == "reader-1" and store.stored_articles()["b.md"].sentences == ""
     found = store.sentence_vectors([chunks[0].chunk_id])[chunks[0].chunk_id]
     assert [(s, e) for s, e, _ in found] == sentence_spans(chunks[0].text)
     assert all(np.allclose(v, w, atol=1e-5) for (_, _, v), (_, _, w) in zip(found, sentences[0]))
+    # Only the vectors of the model asked for: another model's are never compared with its question.
+    same = store.sentence_vectors([chunks[0].chunk_id], model="reader-1")[chunks[0].chunk_id]
+    assert [(s, e) for s, e, _ in same] == [(s, e) for s, e, _ in found]
+    assert store.sentence_vectors([chunks[0].chunk_id], model="reader-2") == {chunks[0].chunk_id: []}
 
     store.remove_article("b.md")
     assert {c.article_id for c in store.all_chunks()} == {"a.md"} and set(store.stored_articles()) == {"a.md"}
@@ -256,13 +262,18 @@ def test_sentence_vectors_are_stored_at_ingest_and_go_with_their_chunks(seed_cor
 
 
 def test_overlapping_chunks_embed_each_sentence_once(tmp_path, embedder):
-    class Counting:  # the real model, counting what it is asked to embed
+    class Counting(Embedder):  # the real model, counting what it is asked to embed
         def __init__(self):
             self.texts = []
-            self.dimension = embedder.dimension
-            self.count_tokens = embedder.count_tokens
 
-        def encode(self, texts):
+        @property
+        def dimension(self):
+            return embedder.dimension
+
+        def count_tokens(self, text):
+            return embedder.count_tokens(text)
+
+        def encode(self, texts, progress=False):
             self.texts += texts
             return embedder.encode(texts)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.indexing.embeddings import Embedder
 from assistant.indexing.chunking import chunk_article, make_splitter
 from assistant.sources.corpus import load_article
 from assistant.errors import IngestRunning
@@ -73,9 +74,46 @@ def test_an_index_from_before_sentence_vectors_gets_them_on_the_next_ingest(seed
     assert not store.stored_articles()[SEED_ID].sentences
     assert not any(store.sentence_vectors(ids).values())
     report = sync(seed_corpus, store, embedder, progress=False)
-    assert report.updated == [SEED_ID] and report.chunks_written == len(chunks)
+    assert report.reembedded == [SEED_ID] and report.chunks_written == len(chunks) and not report.updated
     assert store.stored_articles()[SEED_ID].sentences and all(store.sentence_vectors(ids).values())
     assert sync(seed_corpus, store, embedder, progress=False).unchanged == [SEED_ID]
+
+
+class Renamed(Embedder):
+    """The real model under another id: what a newly tuned reader looks like to the index."""
+
+    def __init__(self, model, model_id):
+        self.model, self._id = model, model_id
+
+    @property
+    def dimension(self):
+        return self.model.dimension
+
+    @property
+    def model_id(self):
+        return self._id
+
+    def encode(self, texts, progress=False):
+        return self.model.encode(texts)
+
+    def count_tokens(self, text):
+        return self.model.count_tokens(text)
+
+
+def test_a_new_reader_embeds_the_sentences_again_and_only_its_vectors_are_read(seed_corpus, tmp_path, embedder):
+    store = open_store(tmp_path / "index", embedder)
+    sync(seed_corpus, store, embedder, progress=False)
+    ids = [c.chunk_id for c in store.all_chunks()]
+    chunks_before = _by_article(store)
+    reader = Renamed(embedder, "reader-new")
+    report = sync(seed_corpus, store, embedder, progress=False, sentences=reader)
+    assert report.reembedded == [SEED_ID] and not report.updated and not report.added
+    assert "embedded again" in report.summary()
+    assert store.stored_articles()[SEED_ID].sentences == "reader-new"
+    assert all(store.sentence_vectors(ids, model="reader-new").values())
+    assert not any(store.sentence_vectors(ids, model=embedder.model_id).values())  # never compared with its question
+    assert _by_article(store) == chunks_before  # the passages are the same passages
+    assert sync(seed_corpus, store, embedder, progress=False, sentences=reader).unchanged == [SEED_ID]
 
 
 def test_editing_one_article_replaces_only_its_chunks(seed_corpus, tmp_path, embedder):
@@ -336,8 +374,8 @@ def test_articles_stream_through_embedding_groups(seed_corpus, tmp_path, embedde
     monkeypatch.setattr(ingest_module, "iter_corpus", reading)
     store = open_store(tmp_path / "index", embedder)
     write_articles = store.write_articles
-    monkeypatch.setattr(store, "write_articles", lambda batch: (events.append(("write", [a.article_id for a, *_ in batch])),
-                                                                 write_articles(batch)))
+    monkeypatch.setattr(store, "write_articles", lambda batch, **kw: (
+        events.append(("write", [a.article_id for a, *_ in batch])), write_articles(batch, **kw)))
     report = sync(seed_corpus, store, embedder, progress=False, group_size=2)
     assert len(report.added) == 7
     writes = [i for i, (kind, _) in enumerate(events) if kind == "write"]
