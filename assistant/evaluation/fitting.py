@@ -20,8 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from ..answering.extractive import Candidate, ExtractiveAnswerer, rank
-from ..answering.weights import QUESTION_FEATURES, SENTENCE_FEATURES, Model, Weights
-from .scoring import Question, sentence_holds, with_context
+from ..answering.weights import QUESTION_FEATURES, SENTENCE_FEATURES, SENTENCE_FITTED, Model, Weights
+from .scoring import Question, contains_gold, sentence_holds, with_context
 from ..schema import Answer, Hit
 
 C = 0.03  # inverse L2 strength: strong, so correlated signals share weight (cross-validated: bench/fit.py)
@@ -72,7 +72,8 @@ def prepare(assistant, questions: Sequence[Question], k: int | None = None, sear
     return cases
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], balanced: bool) -> Model:
+def _logistic(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], balanced: bool,
+              used: Sequence[str] | None = None) -> Model:
     """L2-regularised logistic regression over standardised features, each weight held to the
     sign its feature is expected to have (`SIGNS`): correlated signals otherwise trade weight in
     ways that fit the dev sets and read backwards ("more of the question found → refuse")."""
@@ -94,7 +95,8 @@ def _logistic(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], balanced:
         g = sample * (p - y)
         return value, np.concatenate([z.T @ g + w / C, [g.sum()]])
 
-    bounds = [(0, None) if SIGNS.get(f, 0) > 0 else (None, 0) if SIGNS.get(f, 0) < 0 else (None, None)
+    bounds = [(0, 0) if used is not None and f not in used else
+              (0, None) if SIGNS.get(f, 0) > 0 else (None, 0) if SIGNS.get(f, 0) < 0 else (None, None)
               for f in features] + [(None, None)]
     fitted = minimize(loss, np.zeros(len(features) + 1), jac=True, method="L-BFGS-B", bounds=bounds)
     w, b = fitted.x[:-1], fitted.x[-1]
@@ -121,7 +123,7 @@ def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
             for c, label in zip(case.candidates, case.labels)]
     x = np.array([f for f, _ in rows], dtype=float)
     y = np.array([label for _, label in rows], dtype=int)
-    sentence = _logistic(x, y, SENTENCE_FEATURES, balanced=True)
+    sentence = _logistic(x, y, SENTENCE_FEATURES, balanced=True, used=SENTENCE_FITTED)
 
     usable = [case for case in cases if case.candidates]
     q = np.array([answerer.question_features(case.query, case.hits, rank(case.candidates, sentence), sentence)
@@ -165,10 +167,12 @@ def cross_validated(cases: Sequence[Case], answerer: ExtractiveAnswerer, folds: 
             for case, weights in zip(cases, fold_weights(cases, answerer, folds))]
 
 
-def sentence_choice(case: Case, weights: Weights) -> bool | None:
-    """Whether the sentence the model ranks first holds the evidence; None when the question is
-    not answerable or its evidence is not among the candidates (retrieval's miss, not the choice's)."""
+def sentence_choice(case: Case, weights: Weights) -> tuple[bool, bool] | None:
+    """Whether the sentence the model ranks first holds the evidence, and whether it holds the
+    gold short answer (another sentence may state it too: the evidence is one sentence); None
+    when the question is not answerable or its evidence is not among the candidates (retrieval's
+    miss, not the choice's)."""
     if not case.question.answerable or not any(case.labels):
         return None
-    scores = [weights.sentence.probability(c.features) for c in case.candidates]
-    return bool(case.labels[int(np.argmax(scores))])
+    best = int(np.argmax([weights.sentence.probability(c.features) for c in case.candidates]))
+    return bool(case.labels[best]), contains_gold(case.candidates[best].text, case.question.answer)

@@ -25,7 +25,7 @@ from .fitting import Case, fold_weights, prepare, sentence_choice
 from .scoring import Question, Scores, first_hit_rank, score_question
 
 # The answer columns of a retrieval-only table (the baseline has no answer step).
-ANSWER_KEYS = ("sentence_choice_when_retrieved", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate",
+ANSWER_KEYS = ("sentence_choice_when_retrieved", "chosen_sentence_has_gold", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate",
                "answer_contains_gold", "quote_verbatim_rate", "refusals_with_citations", "citations_dropped_by_check")
 
 
@@ -86,17 +86,19 @@ def score_sets(cases: Sequence[Case], answers: Sequence[Answer], text, sets: Seq
                chosen: Sequence[bool | None] = ()) -> tuple[dict[str, Scores], list[dict]]:
     """Each case's answer scored into its question set's `Scores` and the pooled one; with the
     per-question records. `text(article_id)` is the stored article text; `chosen`, per case,
-    whether the first-ranked sentence holds the evidence (`fitting.sentence_choice`)."""
+    whether the first-ranked sentence holds the evidence and the gold answer (`fitting.sentence_choice`)."""
     per_set = {s: Scores() for s in [*sets, "pooled"]}
     records = []
     for i, (case, answer) in enumerate(zip(cases, answers)):
-        right = chosen[i] if i < len(chosen) else None
+        choice = chosen[i] if i < len(chosen) else None
         for key in (case.question.source_file, "pooled"):
             record = score_question(per_set[key], case.question, list(case.ranked), answer, text)
-            if right is not None:
+            if choice is not None:
                 per_set[key].choices += 1
-                per_set[key].chosen_right += right
-        records.append(record | ({"sentence_choice_right": right} if right is not None else {}))
+                per_set[key].chosen_right += choice[0]
+                per_set[key].chosen_gold += choice[1]
+        records.append(record | ({"sentence_choice_right": choice[0], "chosen_sentence_has_gold": choice[1]}
+                                 if choice is not None else {}))
     return per_set, records
 
 

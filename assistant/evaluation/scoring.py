@@ -139,6 +139,7 @@ class Scores:
     dropped_citations: int = 0
     choices: int = 0  # answerable questions whose evidence is among the candidate sentences
     chosen_right: int = 0  # … and the sentence ranked first holds it
+    chosen_gold: int = 0  # … and the sentence ranked first holds the gold short answer
 
     def recall(self, k: int) -> float:
         return sum(1 for r in self.ranks if r and r <= k) / max(len(self.ranks), 1)
@@ -154,6 +155,7 @@ class Scores:
             "recall@10": round(self.recall(10), 3),
             "mrr": round(sum(1 / r for r in self.ranks if r) / max(len(self.ranks), 1), 3),
             "sentence_choice_when_retrieved": round(self.chosen_right / self.choices, 3) if self.choices else None,
+            "chosen_sentence_has_gold": round(self.chosen_gold / self.choices, 3) if self.choices else None,
             "evidence_in_answer": round(self.evidence_in_answer / n, 3),
             "evidence_in_answer_or_quotes": round(self.evidence_in_quotes / n, 3),
             "unanswerable_handled": (round((self.refused_unanswerable + self.absence_quoted) / self.unanswerable, 3)

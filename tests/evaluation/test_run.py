@@ -26,6 +26,20 @@ def test_evaluate_scores_each_set_pooled_held_back_and_the_baseline(seed_assista
     # One record per question, from the committed weights' answers, in order.
     assert [r["id"] for r in report.records] == [q.id for q in questions]
     assert {r["answerer"] for r in report.records} == {"extractive"}
+    # Sentence choice counts the answerable questions whose evidence is among the candidates.
+    chosen = [r["sentence_choice_right"] for r in report.records if "sentence_choice_right" in r]
+    assert chosen and pooled["sentence_choice_when_retrieved"] == round(sum(chosen) / len(chosen), 3)
+    assert 0 <= pooled["chosen_sentence_has_gold"] <= 1
+    assert all(r["type"] != "unanswerable" for r in report.records if "sentence_choice_right" in r)
+    # Each record lists its candidate sentences best first, with the reader's score, and every evidence one.
+    for r in report.records:
+        ranks = [c["rank"] for c in r["candidates"]]
+        assert ranks == sorted(ranks) and all(set(c) == {"rank", "sentence", "reader", "probability", "evidence"}
+                                              for c in r["candidates"])
+        if r.get("sentence_choice_right") is not None:
+            assert any(c["evidence"] for c in r["candidates"])
+            assert r["sentence_choice_right"] == r["candidates"][0]["evidence"]
+            assert isinstance(r["chosen_sentence_has_gold"], bool)
 
 
 def test_misses_are_answerable_without_evidence_and_unhandled_unanswerable():
