@@ -257,16 +257,25 @@ def _interval(text: str) -> float:
 
 def _status(args, settings: Settings) -> int:
     from .indexing.embeddings import MiniLM
+    from .indexing.sentence_model import SentenceModel, reader_folder
     from .indexing.store import open_index
 
-    store = open_index(settings.storage, MiniLM(), create=False)
+    embedder = MiniLM()
+    store = open_index(settings.storage, embedder, create=False)
     articles = store.stored_articles()
+    reader = SentenceModel(settings.storage.index_dir, embedder)
+    stale = sum(a.sentences != reader.model_id for a in articles.values())
     status = {"articles": len(articles), "chunks": store.chunk_count(),
-              "by_article": {a.article_id: a.chunks for a in articles.values()}}
+              "by_article": {a.article_id: a.chunks for a in articles.values()},
+              "reader": {"model": reader.model_id, "folder": str(reader_folder(settings.storage.index_dir) or ""),
+                         "articles_to_embed_again": stale}}
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
         print(f"{status['articles']} articles, {status['chunks']} chunks in {settings.storage.index_dir}/")
+        print(f"reader {reader.model_id}" + (f" ({reader_folder(settings.storage.index_dir)})"
+                                             if reader_folder(settings.storage.index_dir) else "") +
+              (f"; {stale} articles' sentences were embedded by another: run ingest" if stale else ""))
     return 0
 
 

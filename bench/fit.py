@@ -23,12 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from assistant.answering.base import check_citations  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.evaluation.fitting import cross_validated, fit, prepare  # noqa: E402
+from assistant.answering.weights import SENTENCE_FITTED  # noqa: E402
+from assistant.evaluation.fitting import fit, fold_weights, prepare, sentence_choice  # noqa: E402
 from assistant.evaluation.run import score_sets  # noqa: E402
 from assistant.evaluation.scoring import read_questions  # noqa: E402
 from assistant.wiring import build_assistant  # noqa: E402
 
-KEYS = ("recall@5", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate")
+KEYS = ("recall@5", "sentence_choice_when_retrieved", "chosen_sentence_has_gold", "evidence_in_answer", "unanswerable_handled", "refusal_accuracy", "false_refusal_rate")
 
 
 def main() -> None:
@@ -48,9 +49,11 @@ def main() -> None:
     else:
         cases = prepare(assistant, questions)
     text = assistant.store.article_text
-    held_back = cross_validated(cases, assistant.answerer, args.folds)
+    per_case = fold_weights(cases, assistant.answerer, args.folds)
+    held_back = [assistant.answerer.compose(c.query, c.hits, c.candidates, w) for c, w in zip(cases, per_case)]
     sets = list(dict.fromkeys(q.source_file for q in questions))
-    scores, _ = score_sets(cases, [check_citations(a, text) for a in held_back], text, sets)
+    scores, _ = score_sets(cases, [check_citations(a, text) for a in held_back], text, sets,
+                           [sentence_choice(c, w) for c, w in zip(cases, per_case)])
     figures = {name: {k: s.table()[k] for k in KEYS} | {"questions": s.table()["questions"]}
                for name, s in scores.items()}
     print(f"cross-validated ({args.folds} folds, grouped by follow-up chain):")
@@ -59,7 +62,8 @@ def main() -> None:
 
     weights = fit(cases, assistant.answerer)
     out = {"sentence": weights.sentence.to_dict(), "answerable": weights.answerable.to_dict(),
-           "fitted_on": sets, "folds": args.folds, "cross_validated": figures}
+           "fitted_on": sets, "folds": args.folds, "sentence_features_fitted": list(SENTENCE_FITTED),
+           "reader": assistant.answerer.embedder.model_id, "cross_validated": figures}
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     for name, model in (("sentence", weights.sentence), ("answerable", weights.answerable)):

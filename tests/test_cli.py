@@ -101,6 +101,8 @@ def test_status_json_counts_articles_and_chunks(ingested):
     assert status["articles"] == 1
     assert status["chunks"] > 0
     assert status["by_article"] == {SEED_ID: status["chunks"]}
+    # The reader in use, and that ingest embedded every article's sentences with it.
+    assert status["reader"]["model"] and status["reader"]["articles_to_embed_again"] == 0
 
 
 def test_status_without_index_points_to_ingest(tmp_path):
