@@ -62,11 +62,14 @@ def main() -> None:
 
     weights = fit(cases, assistant.answerer)
     out = {"sentence": weights.sentence.to_dict(), "answerable": weights.answerable.to_dict(),
+           "second": weights.second.to_dict() if weights.second else None,
            "fitted_on": sets, "folds": args.folds, "sentence_features_fitted": list(SENTENCE_FITTED),
            "reader": assistant.answerer.embedder.model_id, "cross_validated": figures}
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
-    for name, model in (("sentence", weights.sentence), ("answerable", weights.answerable)):
+    for name, model in (("sentence", weights.sentence), ("second", weights.second), ("answerable", weights.answerable)):
+        if model is None:
+            continue
         print(f"{name} model (standardised weights):")
         for feature, w in sorted(zip(model.features, model.weights), key=lambda x: -abs(x[1])):
             print(f"  {feature:<22} {w:+.3f}")

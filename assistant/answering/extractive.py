@@ -24,8 +24,8 @@ from ..schema import Answer, Citation, Hit
 from ..text import RECENT, content_words, sentence_spans, stemmed_terms
 
 MAX_SENTENCES = 2
-# A second sentence is quoted when the sentence model gives it at least this share of the best
-# one's probability (chosen by cross-validation: bench/fit.py).
+# A sentence is quoted beside the best one when the second model gives it at least this share of
+# its best candidate's probability (chosen by cross-validation: bench/fit.py).
 SECOND_RATIO = 0.5
 MIN_WORDS = 4  # shorter "sentences" are headings or fragments, not answers
 
@@ -183,8 +183,8 @@ class ExtractiveAnswerer(Answerer):
         if answerable < weights.answerable.threshold:
             return refusal(hits, closest=closest_articles(hits))
         best = ranked[0]
-        # A second sentence only when the model thinks it about as likely to hold the answer.
-        chosen = [best] + [c for c in ranked[1:MAX_SENTENCES] if c.score >= SECOND_RATIO * best.score]
+        # Beside it, the sentences the second model (every signal) ranks highest, when about as likely.
+        chosen = [best] + second_sentences(ranked, weights.second or weights.sentence)
         differs = _different_figure(best, ranked)
         if differs and differs not in chosen:
             chosen.append(differs)
@@ -200,6 +200,16 @@ class ExtractiveAnswerer(Answerer):
 def rank(candidates: Sequence[Candidate], sentence: Model) -> list[Candidate]:
     """`candidates` scored by the sentence model, best first."""
     return sorted((replace(c, score=sentence.probability(c.features)) for c in candidates), key=lambda c: -c.score)
+
+
+def second_sentences(ranked: Sequence[Candidate], model: Model) -> list[Candidate]:
+    """What is quoted beside the best sentence `ranked[0]`: the other sentences `model` ranks
+    highest (up to `MAX_SENTENCES` in all), each only when `model` gives it at least
+    `SECOND_RATIO` of its best candidate's probability."""
+    scores = [model.probability(c.features) for c in ranked]
+    top = max(scores)
+    others = sorted(range(1, len(ranked)), key=lambda i: -scores[i])[:MAX_SENTENCES - 1]
+    return [ranked[i] for i in others if scores[i] >= SECOND_RATIO * top]
 
 
 _ASKED = re.compile(r"[^?]+\?*")

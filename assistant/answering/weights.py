@@ -41,8 +41,10 @@ SENTENCE_FEATURES = (
 RELATIVE = ("cos", "cos_context", "terms", "terms_context", "focus", "overlap")
 # The features the sentence model may weigh (the others are held at 0). Chosen by 5-fold
 # cross-validation on the dev sets (docs/reader.md): with the learned reader embedding the
-# question and the sentences, its score alone picks the answering sentence more often (0.516
-# pooled) than all the signals together (0.464) or any subset tried.
+# question and the sentences, its score alone picks the answering sentence more often (0.542
+# pooled) than all the signals together (0.484) or any subset tried; the signals together are
+# better at the second sentence quoted beside it (the evidence in the top two: 0.667 against
+# 0.614 with the reader's runner-up), so the `second` model weighs them all.
 SENTENCE_FITTED = ("cos",)
 # What the answer-or-refuse model sees of a question and its best candidates.
 QUESTION_FEATURES = (
@@ -92,13 +94,21 @@ class Model:
 
 @dataclass(frozen=True)
 class Weights:
+    """The fitted models: `sentence` ranks the candidates (the reader's score: `SENTENCE_FITTED`)
+    and its best is quoted first; `second`, over every sentence signal, picks the other sentence
+    quoted beside it (None: the sentence model's runner-up); `answerable` decides whether to
+    answer at all."""
+
     sentence: Model
     answerable: Model
+    second: Model | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> "Weights":
-        weights = cls(sentence=Model.from_dict(raw["sentence"]), answerable=Model.from_dict(raw["answerable"]))
-        if weights.sentence.features != SENTENCE_FEATURES or weights.answerable.features != QUESTION_FEATURES:
+        weights = cls(sentence=Model.from_dict(raw["sentence"]), answerable=Model.from_dict(raw["answerable"]),
+                      second=Model.from_dict(raw["second"]) if raw.get("second") else None)
+        if weights.sentence.features != SENTENCE_FEATURES or weights.answerable.features != QUESTION_FEATURES or (
+                weights.second and weights.second.features != SENTENCE_FEATURES):
             raise ValueError("weights.json was fitted on other features: rerun bench/fit.py")
         return weights
 

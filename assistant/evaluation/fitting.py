@@ -124,6 +124,7 @@ def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
     x = np.array([f for f, _ in rows], dtype=float)
     y = np.array([label for _, label in rows], dtype=int)
     sentence = _logistic(x, y, SENTENCE_FEATURES, balanced=True, used=SENTENCE_FITTED)
+    second = _logistic(x, y, SENTENCE_FEATURES, balanced=True) if SENTENCE_FITTED is not None else None
 
     usable = [case for case in cases if case.candidates]
     q = np.array([answerer.question_features(case.query, case.hits, rank(case.candidates, sentence), sentence)
@@ -132,7 +133,7 @@ def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
     answerable = _logistic(q, a, QUESTION_FEATURES, balanced=True)
     p = np.array([answerable.probability(row) for row in q])
     answerable = replace(answerable, threshold=best_threshold(p, a))
-    return Weights(sentence=sentence, answerable=answerable)
+    return Weights(sentence=sentence, answerable=answerable, second=second)
 
 
 def best_threshold(p: np.ndarray, answer_it: np.ndarray, budget: float = FALSE_REFUSAL_BUDGET) -> float:

@@ -44,13 +44,15 @@ class TuneReport:
     examples: int
     started_from: str
     reader: Path
-    seconds: float
+    seconds: dict  # per stage: questions, fit, embed (the sentences again), total
     ingest_summary: str
 
     def summary(self) -> str:
+        s = {k: f"{v / 60:.1f} min" for k, v in self.seconds.items()}
         return (f"{self.questions} questions ({self.new_questions} new this run, {self.near_misses} near misses "
                 f"not used for fitting); fitted on {self.examples} from {self.started_from}; "
-                f"reader written to {self.reader} in {self.seconds / 60:.1f} min\n{self.ingest_summary}")
+                f"reader written to {self.reader} in {s['total']} (questions {s['questions']}, "
+                f"fitting {s['fit']}, sentences embedded again {s['embed']})\n{self.ingest_summary}")
 
 
 def default_llm(settings: Settings) -> str:
@@ -95,6 +97,7 @@ def tune(settings: Settings, llm: str, questions: int = QUESTIONS, *, threads: i
                           stop=lambda tally: had + tally.answerable >= questions)
             finally:
                 writer.close()
+    asked = time.monotonic()
     records = Cache(questions_file(index_dir)).records
     examples, tally = train.synthetic_examples(records, corpus_dir, cutoff=None)
     if not examples:
@@ -111,11 +114,14 @@ def tune(settings: Settings, llm: str, questions: int = QUESTIONS, *, threads: i
     shutil.rmtree(fresh, ignore_errors=True)
     train.save(model, "bi", fresh, meta)
     _swap(fresh, target)
+    fitted = time.monotonic()
     report = ingest(settings, embedder, progress=progress)  # the sentences, by the new reader
+    done = time.monotonic()
     return TuneReport(questions=_answerable(records), new_questions=_answerable(records) - had,
                       near_misses=sum(r.get("kind") == "near_miss" for r in records), examples=len(examples),
-                      started_from=_name(base), reader=target, seconds=time.monotonic() - started,
-                      ingest_summary=report.summary())
+                      started_from=_name(base), reader=target, ingest_summary=report.summary(),
+                      seconds={"questions": asked - started, "fit": fitted - asked, "embed": done - fitted,
+                               "total": done - started})
 
 
 def _answerable(records: list[dict]) -> int:

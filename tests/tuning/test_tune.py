@@ -27,40 +27,50 @@ from assistant.tuning.tune import questions_file
 from conftest import ROOT, write_article
 from test_synth import ARTICLES
 
-SHIPPED = json.loads((PACKAGED / CONFIG).read_text(encoding="utf-8")) if (PACKAGED / CONFIG).is_file() else None
-needs_reader = pytest.mark.skipif(SHIPPED is None, reason="no reader in assistant/indexing/reader/")
+def shipped() -> dict:
+    """The shipped reader's record (`reader.json`): the project ships one."""
+    return json.loads((PACKAGED / CONFIG).read_text(encoding="utf-8"))
 
 
-@needs_reader
+# Built cases: the question shares its topic with every sentence and few words with the answer's.
+# The plain MiniLM ranks another sentence first in both; the reader learned to find the answer.
+# (Two like cases it still gets wrong are in docs/reader.md, "Where it still goes wrong".)
+CASES = [
+    ("how many people got sick from the cheese?",
+     ["The company recalled its cheese from shops in four states last week.",
+      "Health officials said they had received about 470 reports of illness linked to the product.",
+      "The recalled cheese was sold under the Green Valley brand in plastic tubs.",
+      "Shoppers who bought the cheese were told to return it for a full refund."]),
+    ("who will pay for the bridge repairs?",
+     ["The old bridge over the river Tane was closed in 2019 after cracks appeared in two piers.",
+      "The regional transport authority agreed to cover two thirds of the repair bill.",
+      "Engineers say the work will take eighteen months.",
+      "Walkers will use a temporary footbridge in the meantime."]),
+]
+
+
 def test_the_shipped_reader_loads_offline_and_ranks_the_answering_sentence_first(embedder):
     model = SentenceModel(None, embedder)
-    assert not model.is_fallback and model.model_id == SHIPPED["id"] != MODEL_NAME
-    # The question shares its topic with every sentence and its words with none of the answer's.
-    question = "how many people got sick from the recalled cheese?"
-    sentences = [
-        "The company recalled its cheese from shops in four states last week.",
-        "Health officials said they had received about 470 reports of illness linked to the product.",
-        "The recalled cheese was sold under the Green Valley brand in plastic tubs.",
-        "Shoppers who bought the cheese were told to return it for a full refund.",
-    ]
-    vectors = model.encode(sentences)
-    scores = vectors @ model.encode([question])[0]
-    assert int(np.argmax(scores)) == 1, scores
-    assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+    assert not model.is_fallback and model.model_id == shipped()["id"] != MODEL_NAME
+    assert shipped()["trained_on"]["dev_questions"] == 0 and shipped()["trained_on"]["articles_before"] == "2022-08-01"
+    for question, sentences in CASES:  # the answer is the second sentence
+        vectors = model.encode(sentences)
+        assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+        assert int(np.argmax(vectors @ model.encode([question])[0])) == 1, question
+        assert int(np.argmax(embedder.encode(sentences) @ embedder.encode([question])[0])) != 1  # untrained: wrong
 
 
-@needs_reader
 def test_a_tuned_reader_replaces_the_shipped_one_for_its_index_while_the_app_runs(tmp_path, embedder):
     model = SentenceModel(tmp_path, embedder)
     model.CHECK_EVERY_S = 0.0
-    assert model.model_id == SHIPPED["id"] and reader_folder(tmp_path) == PACKAGED
+    assert model.model_id == shipped()["id"] and reader_folder(tmp_path) == PACKAGED
     tuned = tmp_path / TUNED
     shutil.copytree(PACKAGED, tuned)
-    (tuned / CONFIG).write_text(json.dumps({**SHIPPED, "id": "reader-tuned-here"}), encoding="utf-8")
+    (tuned / CONFIG).write_text(json.dumps({**shipped(), "id": "reader-tuned-here"}), encoding="utf-8")
     assert reader_folder(tmp_path) == tuned and model.model_id == "reader-tuned-here"  # no restart
     assert model.encode(["a question"]).shape == (1, embedder.dimension)
     (tuned / CONFIG).write_text("{not json", encoding="utf-8")  # a broken folder is not used
-    assert model.model_id == SHIPPED["id"]
+    assert model.model_id == shipped()["id"]
 
 
 def test_without_a_reader_the_sentences_share_the_retrieval_model(tmp_path, embedder, monkeypatch):
