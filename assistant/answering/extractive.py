@@ -194,7 +194,8 @@ class ExtractiveAnswerer(Answerer):
         """The answer-or-refuse model's probability; 0 without candidates."""
         if not ranked:
             return 0.0
-        return weights.answerable.probability(self.question_features(question, hits, ranked, weights.sentence))
+        return weights.answerable.probability(self.question_features(question, hits, ranked,
+                                                                     weights.second or weights.sentence))
 
 
 def rank(candidates: Sequence[Candidate], sentence: Model) -> list[Candidate]:

@@ -127,7 +127,8 @@ def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
     second = _logistic(x, y, SENTENCE_FEATURES, balanced=True) if SENTENCE_FITTED is not None else None
 
     usable = [case for case in cases if case.candidates]
-    q = np.array([answerer.question_features(case.query, case.hits, rank(case.candidates, sentence), sentence)
+    backing = second or sentence  # how strongly every signal backs the sentence chosen
+    q = np.array([answerer.question_features(case.query, case.hits, rank(case.candidates, sentence), backing)
                   for case in usable], dtype=float)
     a = np.array([case.answer_it for case in usable], dtype=int)
     answerable = _logistic(q, a, QUESTION_FEATURES, balanced=True)

@@ -9,6 +9,7 @@ import pytest
 
 from assistant.indexing.chunking import chunk_article, make_splitter
 from assistant.indexing.embeddings import Embedder
+from assistant.indexing.sentence_model import SentenceModel
 from assistant.config import Settings
 from assistant.errors import IndexNotReady
 from assistant.indexing.store import open_index, open_store
@@ -301,4 +302,8 @@ def test_server_mode_stores_sentence_vectors(chroma_server, seed_corpus, embedde
     settings = _server_settings(chroma_server, seed_corpus)
     ingest(settings, embedder, progress=False)
     store = open_index(settings.storage, embedder)
-    _check_sentence_vectors(store, embedder, [c.chunk_id for c in store.all_chunks()][:5])
+    reader = SentenceModel(None, embedder)  # ingest embeds the sentences with the shipped reader
+    _check_sentence_vectors(store, reader, [c.chunk_id for c in store.all_chunks()][:5])
+    ids = [c.chunk_id for c in store.all_chunks()]
+    assert all(store.sentence_vectors(ids, model=reader.model_id).values())
+    assert {a.sentences for a in store.stored_articles().values()} == {reader.model_id}
