@@ -83,7 +83,15 @@ def store_article(store, embedder, article):
 
 
 @pytest.fixture(scope="session")
-def seed_index(tmp_path_factory, embedder) -> Path:
+def reader(embedder):
+    """The shipped reader: what `ingest` embeds the sentences with (`indexing.sentence_model`)."""
+    from assistant.indexing.sentence_model import SentenceModel
+
+    return SentenceModel(None, embedder, threads=None)
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder, reader) -> Path:
     """An index of the sample article plus two articles of our own, built once (read-only use)."""
     from assistant.indexing.store import open_store
     from assistant.indexing.sync import sync
@@ -102,7 +110,7 @@ def seed_index(tmp_path_factory, embedder) -> Path:
                   "airport with the old town.\n\nConstruction is due to start in 2025 and cost 310 million euros.",
                   source="Metro Gazette", date="2023-03-20", url="https://example.org/tram")
     index = base / "index"
-    sync(corpus, open_store(index, embedder), embedder, progress=False)
+    sync(corpus, open_store(index, embedder), embedder, progress=False, sentences=reader)
     return index
 
 

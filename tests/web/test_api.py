@@ -173,7 +173,7 @@ def test_citations_link_to_the_quote_in_the_article(client):
     assert cite["link"] == quote_link(cite["url"], cite["quote"]) and cite["link"].startswith(cite["url"] + "#:~:text=")
 
 
-def test_every_url_field_is_http_or_null(embedder, tmp_path):
+def test_every_url_field_is_http_or_null(embedder, reader, tmp_path):
     """Issue 18, "Also": `citations[].url` returned an article's raw `javascript:` URL (its `link`
     was already null); every URL field of `/api/ask` and `/api/search` (the `--json` shapes) is now
     an http(s) URL or null."""
@@ -187,7 +187,7 @@ def test_every_url_field_is_http_or_null(embedder, tmp_path):
                       ("ftp.md", "ftp://example.org/levy")):
         write_article(corpus, name, f"Valdora levy ({name})", "The port authority of Valdora approved a levy of "
                       f"14 euros per container on Tuesday, the {name} report said.", url=url)
-    sync(corpus, open_store(tmp_path / "index", embedder), embedder, progress=False)
+    sync(corpus, open_store(tmp_path / "index", embedder), embedder, progress=False, sentences=reader)
     settings = Settings.of(index_dir=tmp_path / "index", rate_limit="1000/minute")
     with TestClient(build_api(build_assistant(settings, embedder=embedder), settings)) as c:
         answered = c.post("/api/ask", json={"question": "How much is the container levy in Valdora?"}).json()
@@ -426,7 +426,7 @@ class Uvicorn:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, seed_index, embedder):
+def site(tmp_path_factory, seed_index, embedder, reader):
     """The server over the seed corpus plus a hostile article; host pages on two other sites."""
     from assistant.indexing.store import open_store
     from assistant.indexing.sync import sync
@@ -441,7 +441,7 @@ def site(tmp_path_factory, seed_index, embedder):
         "---\ntitle: '" + HOSTILE_TITLE.replace("'", "''") + "'\nsource: 'Evil <b>Wire</b>'\ndate: '2024-05-01'\n"
         "url: 'javascript:window.__pwned=7;alert(7)'\n---\n\n" + HOSTILE_BODY + "\n", encoding="utf-8")
     index = corpus.parent / "index"
-    sync(corpus, open_store(index, embedder), embedder, progress=False)
+    sync(corpus, open_store(index, embedder), embedder, progress=False, sentences=reader)
 
     allowed_port, other_port = free_port(), free_port()
     settings = Settings.of(index_dir=index, rate_limit="500/minute",
