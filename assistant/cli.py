@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--failures", type=Path, help="write per-question records of misses here (.jsonl)")
     p.add_argument("--baseline", choices=["langchain"], help="also score LangChain's stock recipe, side by side")
+    p.add_argument("--without-reader", action="store_true",
+                   help="with --folds: also score the answerer without the learned reader (the plain MiniLM's "
+                        "sentence vectors, every signal fitted), side by side")
     p.add_argument("--corpus", type=Path, help="corpus folder the baseline indexes (default: $ASSISTANT_CORPUS or corpus/)")
     p.add_argument("--llm", metavar="SPEC", help="also answer with this language model (openai:<model>, ollama:<model>, "
                                                  "gguf:<path>), side by side with the extractive answers")
@@ -356,18 +359,21 @@ def _feedback(args, settings: Settings) -> int:
 
 
 def _eval(args, settings: Settings) -> int:
-    from .evaluation.run import evaluate, langchain_baseline, with_llm
+    from .evaluation.run import evaluate, langchain_baseline, with_llm, without_reader
     from .evaluation.scoring import read_questions
     from .wiring import build_assistant
 
     if args.folds == 1 or args.folds < 0:
         raise AssistantError("--folds takes 2 or more parts")
+    if args.without_reader and not args.folds:
+        raise AssistantError("--without-reader compares cross-validated figures: add --folds K")
     assistant = build_assistant(settings.with_(top_k=args.k, backend="extractive"))
     questions = [q for path in args.questions for q in read_questions(path)]
     llm = with_llm(assistant, settings, args.llm) if args.llm else None
     baseline = (langchain_baseline(settings.storage.corpus_dir, settings.storage.index_dir / "baseline-langchain",
                                    assistant.retriever.embedder) if args.baseline else None)
-    report = evaluate(assistant, questions, folds=args.folds, llm=llm, baseline=baseline)
+    plain = without_reader(assistant) if args.without_reader else None
+    report = evaluate(assistant, questions, folds=args.folds, llm=llm, baseline=baseline, plain=plain)
     tables = report.tables
     if args.failures:
         args.failures.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.misses()),

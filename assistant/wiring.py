@@ -32,9 +32,9 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None,
                      answerer=build_answerer(settings.llm, answer_parts(store, retriever, sentences)))
 
 
-def answer_parts(store: Store, retriever: Retriever, sentences: SentenceModel) -> Parts:
-    """What an answerer is built from: the reader embeds the question and the sentences it has
-    no stored vector for; only stored vectors the reader in use made are read."""
+def answer_parts(store: Store, retriever: Retriever, sentences: Embedder) -> Parts:
+    """What an answerer is built from: `sentences` (the reader) embeds the question and the
+    sentences it has no stored vector for; only stored vectors that model made are read."""
     # `Retriever.idf` asks the current lexical index: it is rebuilt when an ingest changes the store.
     return Parts(sentences, idf=retriever.idf,
                  sentence_vectors=lambda chunk_ids: store.sentence_vectors(chunk_ids, model=sentences.model_id))

@@ -116,15 +116,18 @@ SIGNS = {
 }
 
 
-def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer) -> Weights:
+def fit(cases: Sequence[Case], answerer: ExtractiveAnswerer, reader: bool = True) -> Weights:
     """Fit the sentence model on the candidates of the questions worth answering, then the
     answer-or-refuse model on every question, with its threshold (`best_threshold`)."""
     rows = [(c.features, label) for case in cases if case.answer_it
             for c, label in zip(case.candidates, case.labels)]
     x = np.array([f for f, _ in rows], dtype=float)
     y = np.array([label for _, label in rows], dtype=int)
-    sentence = _logistic(x, y, SENTENCE_FEATURES, balanced=True, used=SENTENCE_FITTED)
-    second = _logistic(x, y, SENTENCE_FEATURES, balanced=True) if SENTENCE_FITTED is not None else None
+    # With the reader, its score ranks and every signal picks the second quote; without it (the
+    # plain MiniLM's vectors: `eval --without-reader`), every signal ranks, as before the reader.
+    used = SENTENCE_FITTED if reader else None
+    sentence = _logistic(x, y, SENTENCE_FEATURES, balanced=True, used=used)
+    second = _logistic(x, y, SENTENCE_FEATURES, balanced=True) if used is not None else None
 
     usable = [case for case in cases if case.candidates]
     backing = second or sentence  # how strongly every signal backs the sentence chosen
@@ -152,11 +155,12 @@ def fold_of(case: Case, folds: int) -> int:
     return int(hashlib.sha256(case.group.encode("utf-8")).hexdigest(), 16) % folds
 
 
-def fold_weights(cases: Sequence[Case], answerer: ExtractiveAnswerer, folds: int) -> list[Weights]:
+def fold_weights(cases: Sequence[Case], answerer: ExtractiveAnswerer, folds: int,
+                 reader: bool = True) -> list[Weights]:
     """For each case, the weights fitted on the other folds."""
     out: list[Weights | None] = [None] * len(cases)
     for k in range(folds):
-        weights = fit([c for c in cases if fold_of(c, folds) != k], answerer)
+        weights = fit([c for c in cases if fold_of(c, folds) != k], answerer, reader=reader)
         for i, case in enumerate(cases):
             if fold_of(case, folds) == k:
                 out[i] = weights

@@ -41,7 +41,7 @@ class Report:
 
 
 def evaluate(assistant, questions: Sequence[Question], folds: int = 0, llm=None,
-             baseline: LangChainBaseline | None = None) -> Report:
+             baseline: LangChainBaseline | None = None, plain=None) -> Report:
     """Score `assistant` (extractive) on `questions`, per question set and pooled when several.
 
     Args:
@@ -50,6 +50,8 @@ def evaluate(assistant, questions: Sequence[Question], folds: int = 0, llm=None,
         folds: also answer with weights fitted on the other `folds - 1` parts (0: don't).
         llm: the same assistant answering with a language model (`with_llm`), or None.
         baseline: LangChain's stock recipe over the same articles (`langchain_baseline`), or None.
+        plain: the same assistant without the reader (`without_reader`), answered with weights
+            fitted per fold beside it ("plain cvK" tables; needs `folds`), or None.
 
     Returns:
         The tables, named "<answers>: <set>", and the per-question records.
@@ -73,6 +75,15 @@ def evaluate(assistant, questions: Sequence[Question], folds: int = 0, llm=None,
         for key, scores in per_set.items():
             if key != "pooled" or len(sets) > 1:
                 tables[f"{name}: {key}"] = scores.table()
+    if plain is not None and folds:
+        plain_cases = prepare(plain, questions)
+        plain_weights = fold_weights(plain_cases, plain.answerer, folds, reader=False)
+        given = [check_citations(plain.answerer.compose(c.query, c.hits, c.candidates, w), text)
+                 for c, w in zip(plain_cases, plain_weights)]
+        per_set, _ = score_sets(plain_cases, given, text, sets,
+                                [sentence_choice(c, w) for c, w in zip(plain_cases, plain_weights)])
+        tables |= {f"plain cv{folds}: {key}": scores.table() for key, scores in per_set.items()
+                   if key != "pooled" or len(sets) > 1}
     if llm is not None:
         table, llm_records = llm_table(llm, cases, answers["committed"], text)
         tables["llm: pooled"] = table
@@ -165,6 +176,17 @@ def baseline_table(baseline: LangChainBaseline, cases: Sequence[Case]) -> dict:
         else:
             scores.unanswerable += 1
     return scores.table() | dict.fromkeys(ANSWER_KEYS)
+
+
+def without_reader(assistant):
+    """The same assistant with the sentences embedded by the retrieval model (the plain MiniLM)
+    instead of the reader: what the answerer was before the reader, for `eval --without-reader`.
+    Its stored sentence vectors are the reader's, so it embeds each answer's candidates itself."""
+    from ..answering.backends import build_answerer
+    from ..wiring import answer_parts
+
+    parts = answer_parts(assistant.store, assistant.retriever, assistant.retriever.embedder)
+    return replace(assistant, answerer=build_answerer(assistant.settings.with_(backend="extractive").llm, parts))
 
 
 def with_llm(assistant, settings, spec: str):

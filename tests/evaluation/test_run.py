@@ -1,4 +1,4 @@
-from assistant.evaluation.run import ANSWER_KEYS, Report, evaluate, first_token, langchain_baseline
+from assistant.evaluation.run import ANSWER_KEYS, Report, evaluate, first_token, langchain_baseline, without_reader
 from assistant.evaluation.scoring import read_questions
 
 from conftest import ROOT
@@ -55,3 +55,18 @@ def test_misses_are_answerable_without_evidence_and_unhandled_unanswerable():
 def test_first_token_percentiles():
     assert first_token([]) == {"first_token_p50_s": None, "first_token_p95_s": None}
     assert first_token([1.0, 2.0, 3.0]) == {"first_token_p50_s": 2.0, "first_token_p95_s": 2.9}
+
+
+def test_without_reader_scores_the_plain_answerer_beside_the_reader(seed_assistant):
+    questions = read_questions(SEED_SETS[0])
+    plain = without_reader(seed_assistant)
+    assert plain.answerer.embedder is seed_assistant.retriever.embedder  # the plain MiniLM embeds the sentences
+    assert seed_assistant.answerer.embedder.model_id != plain.answerer.embedder.model_id
+
+    report = evaluate(seed_assistant, questions, folds=2, plain=plain)
+
+    assert list(report.tables) == ["committed: seed_questions.jsonl", "cv2: seed_questions.jsonl",
+                                   "plain cv2: seed_questions.jsonl"]
+    with_reader, before = report.tables["cv2: seed_questions.jsonl"], report.tables["plain cv2: seed_questions.jsonl"]
+    assert with_reader["questions"] == before["questions"] == len(questions)
+    assert before["sentence_choice_when_retrieved"] is not None and before["quote_verbatim_rate"] == 1.0
