@@ -191,12 +191,14 @@ def _add(args, settings: Settings) -> int:
 def _feeds(args, settings: Settings) -> int:
     from .sources.corpus import require_corpus_dir
     from .indexing.embeddings import MiniLM
+    from .indexing.sentence_model import SentenceModel
     from .sources.feeds import follow_feeds, read_feed_list, run_every
     from .sources.fetch import make_client
 
     require_corpus_dir(settings.storage.corpus_dir)
     feeds_file = args.feeds or settings.storage.corpus_dir / "feeds.txt"
     embedder = MiniLM(threads=None)  # loads on first use, then serves every round
+    sentences = SentenceModel(settings.storage.index_dir, embedder, threads=None)  # so does the reader
 
     def once() -> int:
         feed_urls = read_feed_list(feeds_file)  # read each round: the operator may edit it
@@ -206,7 +208,7 @@ def _feeds(args, settings: Settings) -> int:
             for report in reports:
                 print(report.summary(), flush=True)
             if any(r.articles.added for r in reports):
-                _ingest_added(settings, quiet=args.quiet, embedder=embedder)
+                _ingest_added(settings, quiet=args.quiet, embedder=embedder, sentences=sentences)
         return 1 if any(r.error or r.articles.failed for r in reports) else 0
 
     if args.every is None:
@@ -241,11 +243,11 @@ def _one_writer(corpus_dir: Path):
         os.close(fd)  # releases the lock
 
 
-def _ingest_added(settings: Settings, quiet: bool, embedder=None) -> None:
+def _ingest_added(settings: Settings, quiet: bool, embedder=None, sentences=None) -> None:
     from .indexing.embeddings import MiniLM
     from .indexing.sync import ingest
 
-    report = ingest(settings, embedder or MiniLM(threads=None), progress=not quiet)
+    report = ingest(settings, embedder or MiniLM(threads=None), progress=not quiet, sentences=sentences)
     print(report.summary(), flush=True)
 
 
@@ -267,17 +269,16 @@ def _status(args, settings: Settings) -> int:
     store = open_index(settings.storage, embedder, create=False)
     articles = store.stored_articles()
     reader = SentenceModel(settings.storage.index_dir, embedder)
+    folder = reader_folder(settings.storage.index_dir)
     stale = sum(a.sentences != reader.model_id for a in articles.values())
     status = {"articles": len(articles), "chunks": store.chunk_count(),
               "by_article": {a.article_id: a.chunks for a in articles.values()},
-              "reader": {"model": reader.model_id, "folder": str(reader_folder(settings.storage.index_dir) or ""),
-                         "articles_to_embed_again": stale}}
+              "reader": {"model": reader.model_id, "folder": str(folder or ""), "articles_to_embed_again": stale}}
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
     else:
         print(f"{status['articles']} articles, {status['chunks']} chunks in {settings.storage.index_dir}/")
-        print(f"reader {reader.model_id}" + (f" ({reader_folder(settings.storage.index_dir)})"
-                                             if reader_folder(settings.storage.index_dir) else "") +
+        print(f"reader {reader.model_id}" + (f" ({folder})" if folder else "") +
               (f"; {stale} articles' sentences were embedded by another: run ingest" if stale else ""))
     return 0
 

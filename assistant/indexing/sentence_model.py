@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -73,8 +74,6 @@ class SentenceModel(Embedder):
     @property
     def current(self) -> Embedder:
         """The model in use now: the reader (reloaded when its folder changed) or the fallback."""
-        import time
-
         now = time.monotonic()
         if self._model is not None and now - self._checked < self.CHECK_EVERY_S:
             return self._model
