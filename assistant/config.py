@@ -98,7 +98,7 @@ class StorageSettings:
     """Where articles, the index and readers' feedback live."""
 
     corpus_dir: Path = setting(Path("corpus"), "ASSISTANT_CORPUS", "the articles folder", Path)
-    index_dir: Path = setting(Path("index"), "ASSISTANT_INDEX", "the embedded Chroma index folder", Path)
+    index_dir: Path = setting(Path("index"), "ASSISTANT_INDEX", "the embedded Chroma index folder (with a Chroma server: where this machine keeps the lexical index)", Path)
     chroma_host: str = setting("", "CHROMA_HOST", "a Chroma server (`chroma run`) instead of the embedded index")
     chroma_port: int = setting(8000, "CHROMA_PORT", "that server's port", int)
     chroma_auth_token: str = setting("", "CHROMA_AUTH_TOKEN", "sent to it as `Authorization: Bearer …`",

@@ -105,8 +105,8 @@ class MemoryStore(Store):
         self._delete(orphans)
         return len(orphans)
 
-    def mark_changed(self) -> None:
-        self.generation = uuid.uuid4().hex
+    def mark_changed(self, generation: str | None = None) -> None:
+        self.generation = generation or uuid.uuid4().hex
 
     def _delete(self, chunk_ids: Iterable[str]) -> None:
         for cid in list(chunk_ids):

@@ -1,13 +1,15 @@
 """The `Store` in Chroma, and the one place chromadb is imported: open it (embedded, or a
 Chroma server), write articles, query.
 
-Three collections live in one Chroma database:
+Two collections live in one Chroma database:
 - `chunks`: one record per passage (document = passage text, our own vector);
-- `sentences`: one record per sentence of a passage (id `{chunk_id}:{start}-{end}`, offsets
-  within the passage; our vector of the sentence text), so an answer needs no sentence
-  embedding at question time;
 - `articles`: one record per article (document = the cleaned article text, the
   source of truth for verbatim quotes; metadata = title/source/date/url/hash).
+Each passage's sentence vectors (so an answer needs no sentence embedding at question time)
+are read by id only, and live outside any vector index (`sentence_table.py`): a SQLite file
+beside the embedded index, or a `sentence_vectors` collection of one record a passage on a
+Chroma server. Indexes from before kept them in a `sentences` collection, one HNSW-indexed
+record a sentence: `migrate` moves them, once, without embedding anything again.
 An article's record is written *after* its chunks and their sentences, so it marks a
 complete write: a crashed ingest leaves at most chunks (and sentences) without an article,
 which the next sync overwrites (ids are stable) or prunes. Sentences are written after
@@ -17,9 +19,6 @@ their chunk and deleted before it, so no sentence outlives its chunk.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
-import os
 import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -39,12 +38,14 @@ from ..config import StorageSettings
 from .embeddings import MODEL_NAME, Embedder, MiniLM
 from ..errors import IndexNotReady
 from ..schema import Chunk, Filters, date_number
-from ..text import sentence_spans
+from .sentence_table import ChromaSentences, SentenceTable, SqliteSentences
 from .store import Store, StoredArticle
 
 CHUNKS = "chunks"
-SENTENCES = "sentences"
 ARTICLES = "articles"
+SENTENCE_VECTORS = "sentence_vectors"  # server mode: one record a passage (sentence_table.py)
+LEGACY_SENTENCES = "sentences"  # one HNSW-indexed record a sentence, before: migrated away
+SENTENCE_FILE = "sentences.sqlite3"  # embedded index: the sentence table, beside Chroma's file
 _PAGE = 2000  # records per get()/upsert() call; well under Chroma's batch limit
 
 
@@ -91,12 +92,15 @@ def where(filters: Filters) -> dict | None:
 
 
 class ChromaStore(Store):
-    """A Chroma database holding the chunks, sentences and articles collections."""
+    """A Chroma database holding the chunks and articles collections, and the sentence table
+    (`sentences`: a SQLite file, else a collection on the same server)."""
 
     def __init__(self, client, embedder: Embedder, snapshot_dir: Path | None = None,
-                 reopen: Callable[[], tuple[object, Callable[[], None]]] | None = None):
+                 reopen: Callable[[], tuple[object, Callable[[], None]]] | None = None,
+                 sentences: SentenceTable | None = None):
         self._ef = ChromaMiniLM(embedder)
         self.snapshot_dir = snapshot_dir
+        self._own_table = sentences  # None: a collection beside the chunks (server mode)
         self._reopen = reopen  # → (a fresh client, what closes it)
         self._close_current: Callable[[], None] | None = None  # the shared first client is never closed
         self._close_retired: Callable[[], None] | None = None
@@ -106,8 +110,9 @@ class ChromaStore(Store):
         cosine = {"hnsw": {"space": "cosine"}}
         self.client = client
         self.chunks = client.get_or_create_collection(CHUNKS, configuration=cosine, embedding_function=self._ef)
-        self.sentences = client.get_or_create_collection(SENTENCES, configuration=cosine, embedding_function=self._ef)
         self.articles = client.get_or_create_collection(ARTICLES, configuration=cosine, embedding_function=self._ef)
+        self.sentences = self._own_table or ChromaSentences(client.get_or_create_collection(
+            SENTENCE_VECTORS, configuration={"hnsw": {"space": "l2"}}, embedding_function=self._ef))
 
     def reopen(self) -> None:
         """See what another process wrote since this one opened the store. An embedded index
@@ -156,54 +161,16 @@ class ChromaStore(Store):
         collection = self.client.get_collection(CHUNKS, embedding_function=self._ef)
         return str((collection.metadata or {}).get("generation", "")), collection.count()
 
-    def mark_changed(self) -> None:
-        """Record a new generation: readers refresh what they derive from the chunks."""
-        self.chunks.modify(metadata={"generation": uuid.uuid4().hex})
+    def mark_changed(self, generation: str | None = None) -> None:
+        """Record a new generation (`generation`, else a fresh one): readers refresh what they
+        derive from the chunks."""
+        self.chunks.modify(metadata={"generation": generation or uuid.uuid4().hex})
 
     def all_chunks(self) -> list[Chunk]:
-        """Every chunk, for the lexical index. Chroma reads metadata slowly (~10 s for 100k
-        chunks, ids alone 0.3 s), so the list is also kept in a snapshot file named by a hash
-        of all chunk ids. An id fixes its chunk's text and metadata (path and content hash plus
-        offsets: chunking.py), so the same ids mean the same chunks: the snapshot is a copy of
-        Chroma, never a second source."""
-        if self.snapshot_dir is None:
-            return self._read_chunks()
-        ids = self.chunks.get(include=[])["ids"]  # one call: paging by offset costs ~15x here
-        path = self.snapshot_dir / f"chunks-{_ids_key(ids)}.json"
-        try:
-            columns = json.loads(path.read_text(encoding="utf-8"))
-            return [_chunk_from(cid, doc, dict(zip(_SNAPSHOT_META, meta)))
-                    for cid, doc, meta in zip(columns["ids"], columns["texts"], columns["meta"], strict=True)]
-        except (OSError, ValueError, KeyError, TypeError):  # no snapshot yet, or a damaged one
-            chunks = self._read_chunks()
-        self._save_snapshot(chunks)
-        return chunks
-
-    def refresh_snapshot(self) -> None:
-        """Bring the chunk snapshot up to date (after an ingest), so the app starts fast."""
-        if self.snapshot_dir is not None:
-            self.all_chunks()
-
-    def _read_chunks(self) -> list[Chunk]:
+        """Every chunk, read from Chroma (~10 s for 100k chunks: Chroma reads metadata slowly),
+        for ingest to build the lexical index from (`lexical.prepare`); apps map that instead."""
         return [_chunk_from(cid, doc, meta)
                 for cid, meta, doc in self._iter_get(self.chunks, include=["metadatas", "documents"])]
-
-    def _save_snapshot(self, chunks: list[Chunk]) -> None:
-        """Write the snapshot of `chunks` (named by their own ids) and drop older ones; a
-        read-only folder only costs the speed-up."""
-        columns = {"ids": [c.chunk_id for c in chunks], "texts": [c.text for c in chunks],
-                   "meta": [[getattr(c, key) for key in _SNAPSHOT_META] for c in chunks]}
-        path = self.snapshot_dir / f"chunks-{_ids_key(columns['ids'])}.json"
-        try:
-            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps(columns, ensure_ascii=False), encoding="utf-8")
-            os.replace(partial, path)  # readers see the whole file or none
-            for old in self.snapshot_dir.glob("chunks-*.json"):
-                if old != path:
-                    old.unlink(missing_ok=True)
-        except OSError:
-            pass
 
     def query(self, vector: Sequence[float], n: int, filters: Filters = Filters()) -> list[tuple[Chunk, float]]:
         n = min(n, self.chunks.count())
@@ -230,27 +197,12 @@ class ChromaStore(Store):
     def sentence_vectors(self, chunk_ids: Sequence[str], model: str | None = None) -> dict[str, list[tuple[int, int, np.ndarray]]]:
         """Each chunk's sentences as (start, end, unit vector), offsets within the chunk text, in
         text order: the spans `text.sentence_spans(chunk.text)` gives, embedded at ingest (with
-        `model`, only those that model embedded). A chunk indexed before sentences were stored
-        (or unknown) maps to []: callers encode those.
-        Read by record id, from the chunk texts' spans: 2-3 ms for 5 chunks on the news index,
-        against 6-10 ms filtering the sentences by `chunk_id` (docs/design.md, "Sentence vectors")."""
+        `model`, only those that model embedded). A chunk indexed without them (or unknown)
+        maps to []: callers encode those. One read by id in the sentence table, nothing loaded
+        up front (docs/design.md, "Sentence vectors")."""
         out: dict[str, list[tuple[int, int, np.ndarray]]] = {cid: [] for cid in chunk_ids}
-        if not out:
-            return out
-        texts = self.chunks.get(ids=list(out), include=["documents"])
-        ids = [f"{cid}:{s}-{e}" for cid, text in zip(texts["ids"], texts["documents"]) for s, e in sentence_spans(text)]
-        if not ids:
-            return out
-        try:
-            got = self.sentences.get(ids=ids, include=["metadatas", "embeddings"])
-        except ChromaError:  # written by another process after this one loaded its vector index: `reopen`
-            return out
-        for meta, vector in zip(got["metadatas"], got["embeddings"]):
-            if model is not None and meta.get("model", MODEL_NAME) != model:
-                continue
-            out[meta["chunk_id"]].append((int(meta["start"]), int(meta["end"]), np.asarray(vector, dtype=np.float32)))
-        for spans in out.values():
-            spans.sort(key=lambda span: span[0])
+        if out:
+            out.update(self.sentences.read(list(out), model=model))
         return out
 
     # -- writing ---------------------------------------------------------------
@@ -267,14 +219,14 @@ class ChromaStore(Store):
             page = chunks[i:i + _PAGE]
             self.chunks.upsert(ids=[c.chunk_id for c in page], documents=[c.text for c in page],
                                metadatas=[_chunk_meta(c) for c in page], embeddings=vectors[i:i + _PAGE])
-        self._write_sentences([(chunk, span) for _, cs, _, _, *sentences in batch if sentences
-                               for chunk, spans in zip(cs, sentences[0], strict=True) for span in spans],
-                              sentence_model)
+        self.sentences.write([(chunk.chunk_id, chunk.article_id, chunk.content_hash, spans)
+                              for _, cs, _, _, *sentences in batch if sentences
+                              for chunk, spans in zip(cs, sentences[0], strict=True)], sentence_model)
         stored = self.stored_hashes([article.article_id for article, *_ in batch])
         for article, *_ in batch:
             if article.article_id in stored:  # an update: its old chunks go before it is marked complete
                 stale = {"$and": [{"article_id": article.article_id}, {"content_hash": {"$ne": article.content_hash}}]}
-                self.sentences.delete(where=stale)
+                self.sentences.delete_stale(article.article_id, article.content_hash)
                 self.chunks.delete(where=stale)
         self.articles.upsert(
             ids=[a.article_id for a, *_ in batch], documents=[a.text for a, *_ in batch],
@@ -283,14 +235,6 @@ class ChromaStore(Store):
                         "url": a.url, "authors": ", ".join(a.authors), "chunks": len(cs),
                         "sentences": sentence_model if sentences else ""} for a, cs, _, _, *sentences in batch])
 
-    def _write_sentences(self, rows: list[tuple[Chunk, tuple[int, int, object]]], model: str) -> None:
-        for i in range(0, len(rows), _PAGE):
-            page = rows[i:i + _PAGE]
-            self.sentences.upsert(
-                ids=[f"{c.chunk_id}:{s}-{e}" for c, (s, e, _) in page],
-                embeddings=np.asarray([v for _, (_, _, v) in page], dtype=np.float32),
-                metadatas=[{"chunk_id": c.chunk_id, "article_id": c.article_id, "content_hash": c.content_hash,
-                            "start": s, "end": e, "model": model} for c, (s, e, _) in page])
 
     def stored_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         got = self.articles.get(ids=list(article_ids), include=["metadatas"])
@@ -298,21 +242,48 @@ class ChromaStore(Store):
 
     def remove_article(self, article_id: str) -> None:
         self.articles.delete(ids=[article_id])
-        self.sentences.delete(where={"article_id": article_id})
+        self.sentences.delete_article(article_id)
         self.chunks.delete(where={"article_id": article_id})
 
     def prune_orphans(self, keep: Iterable[str]) -> int:
         """Delete chunks whose article is not in `keep` or was never completed; returns how many."""
         keep = set(keep)
         complete = {a.article_id: a.content_hash for a in self.stored_articles().values()}
-        orphans = [cid for cid, meta in self._iter_get(self.chunks, include=["metadatas"])
-                   if meta["article_id"] not in keep
-                   or complete.get(meta["article_id"]) != meta.get("content_hash")]
+        every, orphans = set(), []
+        for cid, meta in self._iter_get(self.chunks, include=["metadatas"]):
+            every.add(cid)
+            if meta["article_id"] not in keep or complete.get(meta["article_id"]) != meta.get("content_hash"):
+                orphans.append(cid)
+        # Sentences go first, so none outlives its chunk (and any left without one go too).
+        self.sentences.delete_chunks(orphans + sorted(self.sentences.chunk_ids() - every))
         for i in range(0, len(orphans), _PAGE):
-            # Sentences never outlive their chunk, so an orphan chunk's id finds all that are left.
-            self.sentences.delete(where={"chunk_id": {"$in": orphans[i:i + _PAGE]}})
             self.chunks.delete(ids=orphans[i:i + _PAGE])
         return len(orphans)
+
+    def migrate(self) -> int:
+        """Move sentence vectors from an index of before (the `sentences` collection, one record
+        a sentence) into the sentence table, as stored (no embedding), then drop the collection;
+        returns how many passages moved. A killed run moves them again next time (writes
+        replace), until the collection is dropped."""
+        try:
+            legacy = self.client.get_collection(LEGACY_SENTENCES, embedding_function=self._ef)
+        except (ChromaError, ValueError):  # not there: a new index, or already migrated
+            return 0
+        by_chunk: dict[str, tuple[str, str, str, list]] = {}
+        for _, meta, vector in self._iter_get(legacy, include=["metadatas", "embeddings"]):
+            if meta is None:
+                continue
+            row = by_chunk.setdefault(meta["chunk_id"], (meta["article_id"], meta.get("content_hash", ""),
+                                                         meta.get("model", MODEL_NAME), []))
+            row[3].append((int(meta["start"]), int(meta["end"]), np.asarray(vector, dtype=np.float16)))
+        by_model: dict[str, list] = {}
+        for cid, (aid, h, model, spans) in by_chunk.items():
+            by_model.setdefault(model, []).append((cid, aid, h, sorted(spans, key=lambda span: span[0])))
+        for model, rows in by_model.items():
+            for i in range(0, len(rows), _PAGE):
+                self.sentences.write(rows[i:i + _PAGE], model)
+        self.client.delete_collection(LEGACY_SENTENCES)
+        return len(by_chunk)
 
     @staticmethod
     def _iter_get(collection, include):
@@ -331,7 +302,7 @@ def open_index(storage: StorageSettings, embedder: Embedder, create: bool = True
     embedded index in `index_dir`. Everything above this line is the same in both modes."""
     if storage.chroma_host:
         return open_server_store(storage.chroma_host, storage.chroma_port, embedder, create=create,
-                                 auth_token=storage.chroma_auth_token)
+                                 auth_token=storage.chroma_auth_token, snapshot_dir=storage.index_dir)
     return open_store(storage.index_dir, embedder, create=create)
 
 
@@ -343,7 +314,8 @@ def open_store(index_dir: Path, embedder: Embedder, create: bool = True) -> Chro
     index_dir.mkdir(parents=True, exist_ok=True)
     client = chromadb.PersistentClient(path=str(index_dir),
                                        settings=ChromaSettings(anonymized_telemetry=False))
-    return ChromaStore(client, embedder, snapshot_dir=index_dir, reopen=lambda: _fresh_client(index_dir))
+    return ChromaStore(client, embedder, snapshot_dir=index_dir, reopen=lambda: _fresh_client(index_dir),
+                       sentences=SqliteSentences(index_dir / SENTENCE_FILE))
 
 
 def _fresh_client(index_dir: Path):
@@ -357,7 +329,7 @@ def _fresh_client(index_dir: Path):
 
 
 def open_server_store(host: str, port: int, embedder: Embedder, create: bool = True,
-                      auth_token: str = "") -> ChromaStore:
+                      auth_token: str = "", snapshot_dir: Path | None = None) -> ChromaStore:
     """Open (or create) the collections on a Chroma server (`chroma run`)."""
     where = f"{host}:{port}"
     auth = ({"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
@@ -368,23 +340,18 @@ def open_server_store(host: str, port: int, embedder: Embedder, create: bool = T
         if not create and CHUNKS not in {c.name for c in client.list_collections()}:
             raise IndexNotReady(f"no index on the Chroma server at {where} yet: "
                                 "run `python -m assistant ingest`")
-        return ChromaStore(client, embedder)  # no local snapshot: each process reads the chunks from the server
+        # The lexical index is mapped from a local folder when one can be written (shared by the
+        # processes on this machine), else each process builds its own from the server's chunks.
+        return ChromaStore(client, embedder, snapshot_dir=snapshot_dir)
     except (ValueError, httpx.HTTPError) as exc:  # HttpClient's "Could not connect", or a dropped link
         raise IndexNotReady(f"cannot reach the Chroma server at {where} (CHROMA_HOST, CHROMA_PORT): "
                             f"{exc}") from None
-
-
-_SNAPSHOT_META = ("article_id", "start", "end", "title", "source", "date", "url", "content_hash")
 
 
 def _sentence_model(stored) -> str:
     """An article record's sentence model: indexes written before readers stored `True` for
     sentences the packaged MiniLM embedded."""
     return MODEL_NAME if stored is True else str(stored or "")
-
-
-def _ids_key(ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()[:24]
 
 
 def _chunk_meta(chunk: Chunk) -> dict:

@@ -45,8 +45,8 @@ class StoredArticle:
 class Store(ABC):
     """Articles, their passages and the passages' sentences, with vectors."""
 
-    # A folder where readers may keep what they derive from the chunks (the BM25 cache);
-    # None: nowhere, derive it anew each time.
+    # A folder where ingest keeps what readers derive from the chunks (the lexical index,
+    # `lexical.py`); None: nowhere, each reader derives it anew.
     snapshot_dir: Path | None = None
 
     # -- reading ---------------------------------------------------------------
@@ -65,7 +65,7 @@ class Store(ABC):
 
     @abstractmethod
     def all_chunks(self) -> list[Chunk]:
-        """Every passage, for the lexical index."""
+        """Every passage, for building the lexical index (slow at scale: readers map that index)."""
 
     @abstractmethod
     def query(self, vector: Sequence[float], n: int, filters: Filters = Filters()) -> list[tuple[Chunk, float]]:
@@ -114,11 +114,14 @@ class Store(ABC):
         """Delete passages whose article is not in `keep` or was never completed; returns how many."""
 
     @abstractmethod
-    def mark_changed(self) -> None:
-        """Record a new generation: readers refresh what they derive from the chunks."""
+    def mark_changed(self, generation: str | None = None) -> None:
+        """Record a new generation (`generation`, else a fresh one): readers refresh what they
+        derive from the chunks."""
 
-    def refresh_snapshot(self) -> None:
-        """Bring what the store keeps in `snapshot_dir` up to date after an ingest (nothing by default)."""
+    def migrate(self) -> int:
+        """Bring an index written by an earlier version to this layout without embedding anything
+        again; returns how many passages moved (nothing to do by default)."""
+        return 0
 
 
 def open_index(storage: StorageSettings, embedder: Embedder, create: bool = True) -> Store:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from . import lexical
 from .chunking import chunk_article, embedding_text, make_splitter
 from ..sources.corpus import corpus_files, iter_corpus
 from ..config import IndexingSettings, Settings, StorageSettings
@@ -42,6 +44,7 @@ class SyncReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     chunks_written: int = 0
     orphans_pruned: int = 0
+    migrated: int = 0  # passages whose sentence vectors moved to this version's table (`Store.migrate`)
 
     @property
     def changed(self) -> bool:
@@ -51,6 +54,9 @@ class SyncReport:
         lines = [f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
                  f"unchanged {len(self.unchanged)}, failed {len(self.failed)} "
                  f"({self.chunks_written} chunks written)"]
+        if self.migrated:
+            lines.append(f"  moved the sentence vectors of {self.migrated} passages to the sentence table "
+                         f"(an index from an earlier version; nothing embedded again)")
         if self.reembedded:
             lines.append(f"  {len(self.reembedded)} unchanged articles had their sentences embedded again "
                          f"by the reader in use")
@@ -124,7 +130,7 @@ def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = Tr
     `embedder`). An unchanged article whose sentences another model embedded is written again."""
     sentences = sentences or embedder
     sentence_model = sentences.model_id
-    report = SyncReport()
+    report = SyncReport(migrated=store.migrate())
     stored = store.stored_articles()
     seen: set[str] = set()
     splitter = make_splitter(embedder.count_tokens)
@@ -170,9 +176,13 @@ def sync(corpus_dir: Path, store: Store, embedder: Embedder, progress: bool = Tr
         store.remove_article(article_id)
         report.removed.append(article_id)
     report.orphans_pruned = store.prune_orphans(seen)
+    generation = uuid.uuid4().hex if report.changed else store.version()[0]
+    # The lexical index of what was written, built before the new generation is published, so
+    # the apps that see it find the index ready and map it (hybrid.Retriever.watch); an index
+    # written before this version gets its own on the first run.
+    lexical.prepare(store, generation)
     if report.changed:
-        store.refresh_snapshot()
-        store.mark_changed()  # running apps rebuild their lexical index (hybrid.Retriever.watch)
+        store.mark_changed(generation)
     return report
 
 

@@ -2,8 +2,9 @@
 fused by reciprocal rank, with a ranking by date for questions about time. Filters (source,
 date range) apply to every ranking.
 
-The BM25 index (`lexical.py`) is derived from the store's chunks (never stored separately),
-so it cannot diverge from the vectors; `refresh()` rebuilds it after an ingest.
+The BM25 index (`indexing/lexical.py`) is derived from the store's chunks (never a second
+source of truth), built by ingest and mapped from disk here; `refresh()` maps the new one
+after an ingest.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import re
 import threading
 import time
 from datetime import date
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
 from ..indexing.embeddings import Embedder
+from ..indexing.lexical import open_lexical
 from ..indexing.store import Store
 from ..schema import Chunk, Filters, Hit
 from ..text import RECENT
-from .lexical import Lexical
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
 CANDIDATES = 50  # per ranking, before fusion
@@ -41,18 +42,16 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self._refreshing = threading.Lock()
-        self.version = store.version()  # read first: a change while the chunks are read shows next time
+        self._lexical, self.version = open_lexical(store)
         self._seen, self._seen_at = self.version, time.monotonic()  # the last version observed, and since when
-        self._lexical = Lexical(store.all_chunks(), store.snapshot_dir)
 
     def refresh(self) -> None:
-        """Rebuild the lexical index from the store and swap it in; requests meanwhile use the
-        old one (its chunks that are gone by then are skipped in `search`)."""
+        """Map the store's current lexical index (built by the ingest, else built here) and swap
+        it in; requests meanwhile use the old one (its chunks that are gone by then are skipped
+        in `search`)."""
         with self._refreshing:
             self.store.reopen()
-            version = self.store.version()
-            lexical = Lexical(self.store.all_chunks(), self.store.snapshot_dir)
-            self._lexical, self.version = lexical, version
+            self._lexical, self.version = open_lexical(self.store)
 
     def refresh_if_changed(self, settle: float = 60.0) -> bool:
         """Refresh when an ingest has finished since the last build (a new generation), or when the
@@ -87,14 +86,13 @@ class Retriever:
 
     # -- what the lexical index holds: each reads the index once (`refresh` swaps it whole) --
 
-    @property
-    def chunks(self) -> list[Chunk]:
-        """The chunks ranked lexically: the store's, as of the last build."""
-        return self._lexical.chunks
+    def iter_chunks(self) -> Iterator[Chunk]:
+        """The chunks ranked lexically, the store's as of the last build, read from disk as it goes."""
+        return self._lexical.iter_chunks()
 
     @property
     def chunk_count(self) -> int:
-        return len(self._lexical.chunks)
+        return self._lexical.chunk_count
 
     @property
     def article_count(self) -> int:
@@ -113,12 +111,13 @@ class Retriever:
         """Share of the question's meaning-bearing terms (IDF-weighted) found in `text`."""
         return self._lexical.coverage(question, text)
 
-    def summary(self, compute: Callable[[list[Chunk]], T]) -> T:
-        """`compute(chunks)`, computed once per build of the lexical index (the page header's
-        scope: a loop over every chunk, not to be run per request)."""
+    def summary(self, compute: Callable[[list[tuple[str, str, str]]], T]) -> T:
+        """`compute(articles)` over every article as (id, outlet, date), computed once per build
+        of the lexical index (the page header's scope: a loop over every article, not to be run
+        per request)."""
         lexical = self._lexical
         if compute not in lexical.summaries:
-            lexical.summaries[compute] = compute(lexical.chunks)
+            lexical.summaries[compute] = compute(lexical.articles)
         return lexical.summaries[compute]
 
     def lexical_search(self, query: str, n: int, filters: Filters = Filters()) -> list[tuple[Chunk, float]]:

@@ -103,7 +103,7 @@ def build_retriever(corpus_dir: Path, before: str, index_dir: Path, embedder: Mi
     stage_corpus(files, stage)
     ingest(Settings.of(corpus_dir=stage, index_dir=chroma), embedder, progress=progress)
     retriever = Retriever(open_store(chroma, embedder, create=False), embedder)
-    late = sorted({c.article_id for c in retriever.chunks if not name_date(c.article_id) < before})
+    late = sorted({c.article_id for c in retriever.iter_chunks() if not name_date(c.article_id) < before})
     if late:
         raise AssistantError(f"the index in {chroma} holds articles dated {before} or later: {late[:3]}")
     return retriever, stage
@@ -117,9 +117,9 @@ class RoundTrip:
         self.retriever = retriever
         self.k = k
         self.chunks = defaultdict(list)
-        for c in retriever.chunks:
+        for c in retriever.iter_chunks():
             self.chunks[c.article_id].append(c)
-        n = len(retriever.chunks)
+        n = retriever.chunk_count
         df = RARE_SHARE * n
         self.rare_idf = math.log(1 + (n - df + 0.5) / (df + 0.5))  # BM25's idf at that share (retrieve.Lexical)
 

@@ -1,7 +1,7 @@
 """What the desk knows: how many articles, from which outlets, covering which dates.
 
 Shown in the chat's header, `/embed`'s empty state and `/api/health`. Computed from the
-retriever's in-memory chunks, once per BM25 rebuild (`Retriever.summary`).
+lexical index's article list, once per index build (`Retriever.summary`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..schema import Chunk
 
 # Outlets named in one line of text; the rest are counted ("and 9 more").
 NAMED_OUTLETS = 3
@@ -54,11 +53,11 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def scope_of(chunks: Iterable[Chunk]) -> Scope:
-    """The scope of the articles these chunks belong to."""
+def scope_of(rows: Iterable[tuple[str, str, str]]) -> Scope:
+    """The scope of these articles, given as (article id, outlet, date)."""
     articles: dict[str, tuple[str, str]] = {}
-    for c in chunks:
-        articles.setdefault(c.article_id, (c.source, c.date))
+    for article_id, source, day in rows:
+        articles.setdefault(article_id, (source, day))
     by_outlet: dict[str, int] = {}
     for source, _ in articles.values():
         if source:
@@ -71,6 +70,6 @@ def scope_of(chunks: Iterable[Chunk]) -> Scope:
 
 
 def desk_scope(assistant) -> Scope:
-    """The assistant's scope, computed once per BM25 index (a loop over every chunk: call it off
-    the event loop)."""
+    """The assistant's scope, computed once per lexical index (a loop over every article: call it
+    off the event loop)."""
     return assistant.retriever.summary(scope_of)

@@ -1,5 +1,6 @@
 import json
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -148,7 +149,8 @@ def test_date_number():
 
 def _server_settings(server, corpus) -> Settings:
     host, port = server
-    return Settings.of(chroma_host=host, chroma_port=port, corpus_dir=corpus, index_dir=Path("/nonexistent"),
+    # index_dir: in server mode only the lexical index, mapped by the processes of one machine
+    return Settings.of(chroma_host=host, chroma_port=port, corpus_dir=corpus, index_dir=corpus.parent / "local",
                     ingest_lock=corpus.parent / "ingest.lock")
 
 
@@ -156,7 +158,7 @@ def _server_cli(server, *args, lock: Path = Path("/nonexistent")):
     host, port = server
     return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=ROOT,
                           env={**cli_env(), "CHROMA_HOST": host, "CHROMA_PORT": str(port),
-                               "ASSISTANT_INGEST_LOCK": str(lock)},
+                               "ASSISTANT_INGEST_LOCK": str(lock), "ASSISTANT_INDEX": tempfile.mkdtemp()},
                           capture_output=True, text=True, encoding="utf-8", timeout=180)
 
 
@@ -168,7 +170,10 @@ def test_server_mode_ingests_and_answers_through_chroma_run(chroma_server, seed_
     answer = assistant.ask(TRADE_QUESTION)
     assert not answer.refused and "40.7 per cent" in answer.text
     assert assistant.store.chunks.configuration["hnsw"]["space"] == "cosine"
-    assert not settings.storage.index_dir.exists()  # nothing was written locally
+    # Locally only the lexical index; the sentence vectors live on the server, one record a passage.
+    assert [p.name.split("-")[0] for p in settings.storage.index_dir.iterdir()] == ["lexical"]
+    names = {c.name for c in assistant.store.client.list_collections()}
+    assert names == {"chunks", "articles", "sentence_vectors"}
     assert ingest(settings, embedder, progress=False).unchanged == [SEED_ID]
 
 
@@ -207,24 +212,10 @@ def test_server_without_an_index_points_to_ingest(chroma_server, tmp_path, embed
         open_index(_server_settings(chroma_server, tmp_path).storage, embedder, create=False)
 
 
-def test_all_chunks_snapshot_follows_chroma(tmp_path, embedder):
-    store = open_store(tmp_path / "index", embedder)
-    first = store_article(store, embedder, make_article())
-    assert store.all_chunks() == first  # read from Chroma, snapshot written
-    (snapshot,) = (tmp_path / "index").glob("chunks-*.json")
-    assert store.all_chunks() == first  # read from the snapshot
-    second = store_article(store, embedder, make_article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))
-    assert {c.chunk_id for c in store.all_chunks()} == {c.chunk_id for c in first + second}  # new ids: re-read
-    (newer,) = (tmp_path / "index").glob("chunks-*.json")
-    assert newer != snapshot  # the old snapshot is gone
-    newer.write_text("{not json", encoding="utf-8")
-    assert len(store.all_chunks()) == len(first + second)  # a damaged snapshot is re-read from Chroma
-
-
 # -- sentence vectors -------------------------------------------------------------------------
 
 def _sentence_ids(store):
-    return {m["chunk_id"] for m in store.sentences.get(include=["metadatas"])["metadatas"]}
+    return store.sentences.chunk_ids()
 
 
 def _check_sentence_vectors(store, embedder, chunk_ids):

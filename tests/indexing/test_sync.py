@@ -52,7 +52,7 @@ def test_second_ingest_changes_nothing_and_says_so(seed_corpus, tmp_path, embedd
     store = open_store(tmp_path / "index", embedder)
     first = sync(seed_corpus, store, embedder, progress=False)
     assert first.added == [SEED_ID] and first.chunks_written > 0
-    assert len(list((tmp_path / "index").glob("chunks-*.json"))) == 1  # the snapshot the app starts from
+    assert len(list((tmp_path / "index").glob("lexical-*"))) == 1  # the lexical index the apps map
     before = _by_article(store)
     second = sync(seed_corpus, store, embedder, progress=False)
     assert second.unchanged == [SEED_ID] and not second.changed and second.chunks_written == 0
@@ -98,6 +98,50 @@ class Renamed(Embedder):
 
     def count_tokens(self, text):
         return self.model.count_tokens(text)
+
+
+class Counted(Renamed):
+    """The real model, counting the texts it embeds."""
+
+    def __init__(self, model, model_id):
+        super().__init__(model, model_id)
+        self.encoded = 0
+
+    def encode(self, texts, progress=False):
+        self.encoded += len(texts)
+        return self.model.encode(texts)
+
+
+def test_an_index_with_the_sentences_collection_of_before_is_migrated_once(seed_corpus, tmp_path, embedder):
+    """Indexes from before kept a sentence vector per HNSW-indexed Chroma record: the next
+    ingest moves them into the sentence table as stored, embeds nothing, drops the collection."""
+    import numpy as np
+
+    store = open_store(tmp_path / "index", embedder)
+    sync(seed_corpus, store, embedder, progress=False)
+    ids = [c.chunk_id for c in store.all_chunks()]
+    stored = store.sentence_vectors(ids)
+    chunks = {c.chunk_id: c for c in store.all_chunks()}
+    legacy = store.client.get_or_create_collection("sentences", configuration={"hnsw": {"space": "cosine"}},
+                                                   embedding_function=store._ef)
+    rows = [(cid, s, e, v) for cid in ids for s, e, v in stored[cid]]
+    legacy.upsert(ids=[f"{cid}:{s}-{e}" for cid, s, e, _ in rows], embeddings=np.stack([v for *_, v in rows]),
+                  metadatas=[{"chunk_id": cid, "article_id": chunks[cid].article_id, "start": s, "end": e,
+                              "content_hash": chunks[cid].content_hash, "model": embedder.model_id}
+                             for cid, s, e, _ in rows])
+    store.sentences.delete_chunks(ids)  # the layout of before: no table rows yet
+    assert not any(store.sentence_vectors(ids).values())
+
+    counting = Counted(embedder, embedder.model_id)
+    report = sync(seed_corpus, open_store(tmp_path / "index", embedder), counting, progress=False)
+    assert report.migrated == len(ids) and counting.encoded == 0 and report.unchanged == [SEED_ID]
+    assert "moved the sentence vectors of" in report.summary()
+    moved = store.sentence_vectors(ids, model=embedder.model_id)
+    for cid in ids:
+        assert [(s, e) for s, e, _ in moved[cid]] == [(s, e) for s, e, _ in stored[cid]]
+        assert np.allclose(np.stack([v for *_, v in moved[cid]]), np.stack([v for *_, v in stored[cid]]), atol=2e-3)
+    assert "sentences" not in {c.name for c in store.client.list_collections()}
+    assert sync(seed_corpus, store, embedder, progress=False).migrated == 0
 
 
 def test_a_new_reader_embeds_the_sentences_again_and_only_its_vectors_are_read(seed_corpus, tmp_path, embedder):

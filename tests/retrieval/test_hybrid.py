@@ -119,7 +119,7 @@ def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
     (corpus / "wheat.md").unlink()
     sync(corpus, store, embedder, progress=False)
     # The lexical index still holds the old chunks: they are skipped, never a KeyError.
-    stale = {c.chunk_id for c in retriever.chunks}
+    stale = {c.chunk_id for c in retriever.iter_chunks()}
     for question in ("How much will the tram line cost?", "How many bushels of wheat did Kansas harvest?"):
         hits = retriever.search(question, k=5)
         assert not stale - {c.chunk_id for c in store.all_chunks()} & {h.chunk.chunk_id for h in hits}
@@ -129,7 +129,7 @@ def test_an_ingest_while_serving_is_skipped_then_swapped_in(tmp_path, embedder):
 
     assert retriever.refresh_if_changed()  # the ingest wrote a new generation
     assert retriever.lexical_search("Zeebrugge", 5)[0][0].article_id == "port.md"
-    assert {c.article_id for c in retriever.chunks} == {"tram.md", "port.md"}
+    assert {c.article_id for c in retriever.iter_chunks()} == {"tram.md", "port.md"}
     assert "420 million euros" in assistant.search("How much will the tram line cost?")[0].chunk.text
     assert not retriever.refresh_if_changed()
 
@@ -143,7 +143,7 @@ def test_a_count_change_without_a_new_generation_waits_to_settle(tmp_path, embed
     store_article(store, embedder, make_article(article_id="b.md", text="Rail strike ends.", hash_="4" * 64))  # no generation
     assert not retriever.refresh_if_changed(settle=60)  # an ingest may still be running
     assert retriever.refresh_if_changed(settle=0)
-    assert {c.article_id for c in retriever.chunks} == {"a.md", "b.md"}
+    assert {c.article_id for c in retriever.iter_chunks()} == {"a.md", "b.md"}
 
 
 

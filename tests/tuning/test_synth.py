@@ -90,7 +90,7 @@ def test_only_articles_dated_before_the_cutoff_are_read_or_indexed(news, built):
     retriever, stage, _ = built
     assert [p.name for p in files_before(news, "2022-08-01")] == sorted(ARTICLES)
     assert sorted(p.name for p in stage.iterdir()) == sorted(ARTICLES)
-    assert {c.article_id for c in retriever.chunks} == set(ARTICLES)
+    assert {c.article_id for c in retriever.iter_chunks()} == set(ARTICLES)
     assert name_date("cnn_2022-07-14_slug.md") == "2022-07-14" and name_date(UNDATED[0]) == ""
 
 

@@ -1,9 +1,9 @@
-from assistant.schema import Chunk
 from assistant.web.scope import Scope, desk_scope, scope_of
 
 
 def chunk(article, source="", date="", n=0):
-    return Chunk(f"{article}-{n}", article, "text", 0, 4, source=source, date=date)
+    """A passage as the lexical index lists it for the scope: (article id, outlet, date)."""
+    return (article, source, date)
 
 
 def test_scope_counts_articles_not_chunks():
