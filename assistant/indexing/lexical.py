@@ -22,6 +22,7 @@ app rank badly, not run code.
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import logging
 import mmap
@@ -30,6 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -62,10 +64,11 @@ def prepare(store: Store, generation: str) -> Path | None:
     folder = Path(store.snapshot_dir) / folder_name((generation, store.chunk_count()))
     if (folder / "meta.json").exists():
         return folder
-    chunks = store.all_chunks()
-    folder = folder.with_name(folder_name((generation, len(chunks))))
     try:
-        Lexical.build(chunks, folder)
+        with _building(folder.parent):
+            chunks = store.all_chunks()
+            folder = folder.with_name(folder_name((generation, len(chunks))))
+            Lexical.build(chunks, folder)
     except OSError as exc:  # a read-only index folder: the apps build their own
         log.warning("lexical index not saved in %s: %s", store.snapshot_dir, exc)
         return None
@@ -84,13 +87,18 @@ def open_lexical(store: Store) -> tuple[Lexical, tuple[str, int]]:
             if folder.exists():
                 log.info("lexical index %s not used (%s): rebuilding", folder.name, exc)
                 _discard(folder)
-        chunks = store.all_chunks()
-        folder = folder.with_name(folder_name((version[0], len(chunks))))
         try:
-            Lexical.build(chunks, folder)
-            return Lexical(folder), version
+            with _building(Path(store.snapshot_dir)):  # one builder a machine; the others wait and map
+                try:
+                    return Lexical(folder, expect=version[1]), version
+                except Exception:  # still missing (nobody built it meanwhile), or damaged
+                    _discard(folder)
+                chunks = store.all_chunks()
+                folder = folder.with_name(folder_name((version[0], len(chunks))))
+                Lexical.build(chunks, folder)
+                return Lexical(folder), version
         except OSError:
-            pass  # read-only: a private folder below
+            chunks = store.all_chunks()  # read-only: a private folder below
     else:
         chunks = store.all_chunks()
     scratch = Path(tempfile.mkdtemp(prefix="pd-lexical-"))
@@ -256,6 +264,16 @@ def _prune(newest: Path) -> None:
     old += list(parent.glob("bm25-*")) + list(parent.glob("chunks-*.json"))
     for path in old:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _building(parent: Path):
+    """Hold the machine's lexical build lock (a `flock`, dropped by the kernel however the
+    process ends)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    with open(parent / ".lexical.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _discard(folder: Path) -> None:

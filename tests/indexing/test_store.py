@@ -171,7 +171,8 @@ def test_server_mode_ingests_and_answers_through_chroma_run(chroma_server, seed_
     assert not answer.refused and "40.7 per cent" in answer.text
     assert assistant.store.chunks.configuration["hnsw"]["space"] == "cosine"
     # Locally only the lexical index; the sentence vectors live on the server, one record a passage.
-    assert [p.name.split("-")[0] for p in settings.storage.index_dir.iterdir()] == ["lexical"]
+    assert [p.name.split("-")[0] for p in settings.storage.index_dir.iterdir()
+            if p.name != ".lexical.lock"] == ["lexical"]
     names = {c.name for c in assistant.store.client.list_collections()}
     assert names == {"chunks", "articles", "sentence_vectors"}
     assert ingest(settings, embedder, progress=False).unchanged == [SEED_ID]
