@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What `make test` needs from a Debian machine besides Python packages: chromium (the browser
 # tests), redis-server (the rate limit shared across app processes), npm (axe-core for the
-# accessibility checks), and Python's venv module while .venv does not exist yet.
+# accessibility checks), caddy (the reverse proxy deploy/ configures, in front of two app
+# processes), systemd (systemd-analyze checks deploy/'s units), and Python's venv module while
+# .venv does not exist yet.
 # As root it installs the missing ones with apt-get, without asking; otherwise it stops at once
 # with the one command to run. Nothing to do: silent.
 #
@@ -16,6 +18,8 @@ missing() {
   command -v chromium >/dev/null 2>&1 || packages+=" chromium"
   command -v redis-server >/dev/null 2>&1 || packages+=" redis-server"
   command -v npm >/dev/null 2>&1 || packages+=" npm"
+  command -v caddy >/dev/null 2>&1 || packages+=" caddy"
+  command -v systemd-analyze >/dev/null 2>&1 || packages+=" systemd"
   # Debian's python3 creates venvs only with python3-venv (it holds ensurepip).
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m ensurepip --version >/dev/null 2>&1 || packages+=" python3-venv"
   echo "${packages# }"

@@ -219,7 +219,7 @@ def test_through_caddy_a_chat_stays_on_its_process_and_a_forged_address_counts_f
 
     caddy = shutil.which("caddy")
     if caddy is None:
-        pytest.skip("caddy is not installed (Debian's package: apt-get install caddy)")
+        pytest.fail("caddy is not installed: `make test` installs it (scripts/system-deps.sh), or apt-get install caddy")
     with deployment(chroma_server, redis_server, tmp_path) as (_, _, apps), \
             caddy_in_front(caddy, tmp_path, [url for url, _, _ in apps]) as proxy:
         assert httpx.get(proxy + "/api/health", timeout=30).json()["articles"] == 1
@@ -442,7 +442,8 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path):
     """systemd's own checks on the units, with /srv/policy-desk pointing at this checkout."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed (Debian's systemd package)")
+        pytest.fail("systemd-analyze is not installed: `make test` installs it (scripts/system-deps.sh), "
+                    "or apt-get install systemd")
     srv = tmp_path / "srv"
     srv.symlink_to(ROOT)
     units = []

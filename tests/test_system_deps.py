@@ -40,7 +40,7 @@ def test_not_root_stops_at_once_with_the_command_to_run():
     proc = run({"PATH": "/nonexistent", "PYTHON": "/nonexistent/python3", "VENV": "/nonexistent"}, as_nobody=True)
 
     assert proc.returncode == 1
-    assert proc.stderr.splitlines()[-1] == "  sudo apt-get install -y chromium redis-server npm python3-venv"
+    assert proc.stderr.splitlines()[-1] == "  sudo apt-get install -y chromium redis-server npm caddy systemd python3-venv"
 
 
 def test_an_existing_venv_needs_no_venv_module():
@@ -54,7 +54,7 @@ def test_an_existing_venv_needs_no_venv_module():
         proc = run({"PATH": "/nonexistent", "PYTHON": "/nonexistent/python3", "VENV": str(python.parents[1])},
                    as_nobody=True)
 
-    assert proc.stderr.splitlines()[-1] == "  sudo apt-get install -y chromium redis-server npm"
+    assert proc.stderr.splitlines()[-1] == "  sudo apt-get install -y chromium redis-server npm caddy systemd"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="apt-get installs only as root; CI and make test run as root, where this test runs")
@@ -69,10 +69,10 @@ def test_root_runs_apt_get_without_questions_then_checks_again(tmp_path):
 
     assert log.read_text().splitlines() == [
         "noninteractive update -qq (stdin none)",
-        "noninteractive install -y -qq chromium redis-server npm (stdin none)",
+        "noninteractive install -y -qq chromium redis-server npm caddy systemd (stdin none)",
     ]
     assert proc.returncode == 1
-    assert proc.stderr.splitlines()[-1] == "still missing after apt-get install: chromium redis-server npm"
+    assert proc.stderr.splitlines()[-1] == "still missing after apt-get install: chromium redis-server npm caddy systemd"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="apt-get installs only as root; CI and make test run as root, where this test runs")
@@ -80,5 +80,5 @@ def test_root_without_apt_get_names_the_packages():
     proc = run({"PATH": "/nonexistent", "PYTHON": sys.executable, "VENV": "/nonexistent"})
 
     assert proc.returncode == 1
-    assert proc.stderr == ("make test needs chromium redis-server npm (Debian's package names); "
+    assert proc.stderr == ("make test needs chromium redis-server npm caddy systemd (Debian's package names); "
                            "install them, then run make test again\n")
