@@ -1,4 +1,4 @@
-"""`policy-desk ingest|add|feeds|status|search|ask|feedback|eval|tune` (or `python -m assistant …`): a stable contract for scripts."""
+"""`policy-desk ingest|add|feeds|status|search|ask|feedback|gaps|eval|tune` (or `python -m assistant …`): a stable contract for scripts."""
 
 from __future__ import annotations
 
@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="", help="only feedback given on or after YYYY-MM-DD (UTC)")
     p.add_argument("--json", action="store_true")
 
+    p = command("gaps", _gaps, "coverage gaps: refused and 👎 questions grouped into topics, with the closest "
+                               "articles the desk has")
+    p.add_argument("--since", default="", help="only questions asked on or after YYYY-MM-DD (UTC)")
+    p.add_argument("--json", action="store_true", help="a list of topics: {label, count, first, last, questions, "
+                                                       "closest, terms}")
+
     p = command("eval", _eval, "retrieval and answer scores on question sets (pooled when several)")
     p.add_argument("--questions", type=Path, required=True, nargs="+", help=".jsonl question sets")
     p.add_argument("--folds", type=int, default=0, metavar="K",
@@ -157,6 +163,7 @@ def _ingest(args, settings: Settings) -> int:
     require_corpus_dir(settings.storage.corpus_dir)  # before an empty index is created
     embedder = MiniLM(threads=None)  # a batch job: let torch use every core
     report = ingest(settings, embedder, progress=not args.quiet)
+    _record_run(settings, report)
     print(report.summary())
     return 0
 
@@ -205,6 +212,7 @@ def _feeds(args, settings: Settings) -> int:
         with _one_writer(settings.storage.corpus_dir), \
                 make_client(allow=settings.sources.fetch_allow + tuple(args.allow)) as client:
             reports = follow_feeds(feed_urls, settings.storage.corpus_dir, client)
+            _record_run(settings, feeds=reports)
             for report in reports:
                 print(report.summary(), flush=True)
             if any(r.articles.added for r in reports):
@@ -248,7 +256,20 @@ def _ingest_added(settings: Settings, quiet: bool, embedder=None, sentences=None
     from .indexing.sync import ingest
 
     report = ingest(settings, embedder or MiniLM(threads=None), progress=not quiet, sentences=sentences)
+    _record_run(settings, report)
     print(report.summary(), flush=True)
+
+
+def _record_run(settings: Settings, report=None, feeds=()) -> None:
+    """Keep what an ingest or a feeds round did for the owner's page and /metrics (`runs.py`)."""
+    from .feedback import feedback_path
+    from .runs import RunLog
+
+    runs = RunLog(feedback_path(settings.storage))
+    if report is not None:
+        runs.ingest(report)
+    if feeds:
+        runs.feeds(feeds)
 
 
 def _interval(text: str) -> float:
@@ -356,6 +377,29 @@ def _feedback(args, settings: Settings) -> int:
         for e in entries:
             print()
             print("\n".join(entry_lines(e)))
+    return 0
+
+
+def _gaps(args, settings: Settings) -> int:
+    from .feedback import FeedbackStore, feedback_path
+    from .gaps import closest_to, gap_questions, topic_lines, topics
+    from .indexing.embeddings import MiniLM
+    from .indexing.store import open_index
+    from .questionlog import QuestionLog, checked_since
+
+    path = feedback_path(settings.storage)
+    asked = gap_questions(QuestionLog(path), FeedbackStore(path), since=checked_since(args.since))
+    embedder = MiniLM()
+    found = topics(asked, embedder.encode, closest_to(open_index(settings.storage, embedder, create=False)))
+    if args.json:
+        print(json.dumps([t.to_dict() for t in found], ensure_ascii=False, indent=1))
+    elif not found:
+        print(f"No refused or 👎 questions{' since ' + args.since if args.since else ''} in {path}.")
+    else:
+        print(f"{len(asked)} refused or 👎 questions in {len(found)} topics, the most asked first:")
+        for topic in found:
+            print()
+            print("\n".join(topic_lines(topic)))
     return 0
 
 

@@ -193,8 +193,27 @@ class WebSettings:
                                   _positive)
 
 
+def _token(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    return raw
+
+
+@dataclass(frozen=True)
+class OwnerSettings:
+    """What the desk keeps for its owner (the question log, /owner) and tells an operator (/metrics)."""
+
+    question_log: bool = setting(True, "ASSISTANT_QUESTION_LOG", "log each question asked (time, outcome, "
+                                 "articles cited, latency, channel; no address) beside the feedback (0: off)", _flag)
+    question_days: int = setting(90, "ASSISTANT_QUESTION_DAYS", "days the question log keeps a question", _positive)
+    owner_token: str = setting("", "ASSISTANT_OWNER_TOKEN", "the owner's token: serves `/owner` (unset: no "
+                               "such page) and `/metrics` to other than loopback clients", _token, secret=True)
+    metrics: bool = setting(False, "ASSISTANT_METRICS", "serve Prometheus metrics at `/metrics` (loopback "
+                            "clients, or the owner's token)", _flag)
+
+
 GROUPS = {"storage": StorageSettings, "sources": SourcesSettings, "indexing": IndexingSettings, "answers": AnswerSettings,
-          "llm": LLMSettings, "web": WebSettings}
+          "llm": LLMSettings, "web": WebSettings, "owner": OwnerSettings}
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,7 @@ class Settings:
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    owner: OwnerSettings = field(default_factory=OwnerSettings)
 
     @classmethod
     def of(cls, **values) -> "Settings":

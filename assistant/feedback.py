@@ -27,6 +27,7 @@ from typing import Sequence
 
 from .config import Settings, StorageSettings
 from .errors import BadFeedback
+from .questionlog import log_bytes
 from .text import shown
 
 log = logging.getLogger(__name__)
@@ -179,11 +180,15 @@ class FeedbackStore:
 
     def _prune(self, db: sqlite3.Connection, keep: int) -> None:
         """Remove the oldest entries (never `keep`) while the database's pages in use hold more than
-        `max_bytes`; SQLite reuses the freed pages, so the file stays about that size."""
+        `max_bytes` beside the question log's share; SQLite reuses the freed pages, so the file stays
+        about that size."""
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
-        removed = 0
+        removed, others = 0, None
         while (db.execute("PRAGMA page_count").fetchone()[0]
-               - db.execute("PRAGMA freelist_count").fetchone()[0]) * page_size > self.max_bytes:
+               - db.execute("PRAGMA freelist_count").fetchone()[0]) * page_size > self.max_bytes + (others or 0):
+            if others is None:  # the question log shares the file and keeps its own limit
+                others = log_bytes(db)
+                continue
             gone = db.execute("DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE id < ? ORDER BY id "
                               "LIMIT ?)", (keep, PRUNE_STEP)).rowcount
             if not gone:
@@ -203,6 +208,14 @@ class FeedbackStore:
                 "UPDATE feedback SET rating = COALESCE(?, rating), comment = COALESCE(?, comment), updated = ? "
                 "WHERE id = ? AND token_hash = ?", (rating, comment, _now(), entry_id, _hash(token)))
             return cursor.rowcount == 1
+
+    def counts(self) -> dict[str, int]:
+        """Entries kept, by rating."""
+        if not self.path.exists():
+            return dict.fromkeys(RATINGS, 0)
+        with closing(self._connect()) as db:
+            found = dict(db.execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating").fetchall())
+        return {rating: found.get(rating, 0) for rating in RATINGS}
 
     def entries(self, since: str = "") -> list[Feedback]:
         """Entries created on or after `since` (YYYY-MM-DD, UTC), newest first."""

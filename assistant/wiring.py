@@ -10,11 +10,13 @@ from __future__ import annotations
 from .answering.backends import Parts, build_answerer
 from .config import Settings
 from .errors import IngestRunning
+from .feedback import feedback_path
 from .indexing.embeddings import Embedder, MiniLM
 from .indexing.sentence_model import SentenceModel
 from .indexing.store import Store, open_index
 from .indexing.sync import ingest_lock, lock_path, sync
 from .retrieval.hybrid import Retriever
+from .runs import RunLog
 from .service import Assistant
 
 
@@ -48,8 +50,9 @@ def _ingest_if_empty(settings: Settings, store: Store, embedder: Embedder, sente
     try:
         with ingest_lock(lock_path(settings.storage)):
             if store.chunk_count() == 0:  # an ingest that held the lock before us may have filled it
-                print(sync(settings.storage.corpus_dir, store, embedder, group_size=settings.indexing.embed_group,
-                           sentences=sentences).summary(),
-                      flush=True)
+                report = sync(settings.storage.corpus_dir, store, embedder, group_size=settings.indexing.embed_group,
+                              sentences=sentences)
+                RunLog(feedback_path(settings.storage)).ingest(report)  # for /owner and /metrics
+                print(report.summary(), flush=True)
     except IngestRunning as exc:
         print(f"not ingesting at start-up: {exc}", flush=True)
