@@ -6,9 +6,10 @@ this one object.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from itertools import chain
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .answering.base import Answerer, check_citations, refusal
 from .config import Settings
@@ -27,6 +28,8 @@ class Assistant:
     store: Store
     retriever: Retriever
     answerer: Answerer
+    # Told how many seconds each retrieval took (the server's metrics); None: nobody is told.
+    on_retrieval: Callable[[float], None] | None = None
 
     def check_question(self, question: str) -> str:
         question = " ".join((question or "").split())  # folds newlines and tabs
@@ -62,13 +65,20 @@ class Assistant:
 
     def search(self, question: str, history: Sequence[str] = (), filters: Filters = Filters(),
                k: int | None = None) -> list[Hit]:
-        return self.retriever.search(self.query(question, history), k or self.settings.answers.top_k, filters)
+        return self._retrieve(self.query(question, history), k or self.settings.answers.top_k, filters)
+
+    def _retrieve(self, query: str, k: int, filters: Filters) -> list[Hit]:
+        started = time.perf_counter()
+        hits = self.retriever.search(query, k, filters)
+        if self.on_retrieval is not None:
+            self.on_retrieval(time.perf_counter() - started)
+        return hits
 
     def ask(self, question: str, history: Sequence[str] = (), filters: Filters = Filters()) -> Answer:
         """Answer `question`; `history` holds the earlier questions of the same chat."""
         with self.retriever.embedder.remembering():  # the question is embedded once, not again to answer
             query = self.query(question, history)
-            return self.respond(query, self.retriever.search(query, self.settings.answers.top_k, filters), filters)
+            return self.respond(query, self._retrieve(query, self.settings.answers.top_k, filters), filters)
 
     def ask_stream(self, question: str, history: Sequence[str] = (),
                    filters: Filters = Filters()) -> Iterator[str | Answer]:
@@ -76,7 +86,7 @@ class Assistant:
         (which replaces the draft). The extractive answerer yields the `Answer` alone."""
         with self.retriever.embedder.remembering():  # not across a yield: the next step may run in another thread
             query = self.query(question, history)
-            hits = self.retriever.search(query, self.settings.answers.top_k, filters)
+            hits = self._retrieve(query, self.settings.answers.top_k, filters)
             early = self._refuse(query, hits, filters)
             pieces = self.answerer.stream(query, hits) if early is None else iter([early])
             first = next(pieces)  # the refusal, the whole extractive answer, or a draft's first piece

@@ -21,9 +21,10 @@ from ..errors import Busy
 class Capacity:
     """At most `slots` answers in flight; a request waits at most `wait` seconds for a slot."""
 
-    def __init__(self, slots: int, wait: float):
+    def __init__(self, slots: int, wait: float, observer=None):
         self.slots = max(1, slots)
         self.wait = max(0.0, wait)
+        self.observer = observer  # `observe.Observer`: told of waiting, running and busy requests (metrics)
         self._free = threading.BoundedSemaphore(self.slots)
         # Requests from the event loop wait for a slot in threads of their own: waiting in the
         # 40 worker threads would leave none to run the answers that hold the slots (measured:
@@ -31,13 +32,24 @@ class Capacity:
         self._waiting = anyio.CapacityLimiter(256)
 
     @classmethod
-    def of(cls, answers: AnswerSettings) -> "Capacity":
+    def of(cls, answers: AnswerSettings, observer=None) -> "Capacity":
         """The slots ASSISTANT_MAX_ANSWERS sets (0: one per core), each waited for ASSISTANT_ANSWER_WAIT s."""
-        return cls(answers.max_answers or os.cpu_count() or 1, answers.answer_wait)
+        return cls(answers.max_answers or os.cpu_count() or 1, answers.answer_wait, observer)
 
     def acquire(self) -> bool:
         """Take a slot, waiting up to `wait` seconds; False when none came free."""
-        return self._free.acquire(timeout=self.wait)
+        if self.observer is None:
+            return self._free.acquire(timeout=self.wait)
+        self.observer.slot_waiting(1)
+        try:
+            got = self._free.acquire(timeout=self.wait)
+        finally:
+            self.observer.slot_waiting(-1)
+        if got:
+            self.observer.slot_running(1)
+        else:
+            self.observer.busy()
+        return got
 
     async def acquire_async(self) -> bool:
         """`acquire`, awaited on the event loop (the API's requests)."""
@@ -45,6 +57,8 @@ class Capacity:
 
     def release(self) -> None:
         self._free.release()
+        if self.observer is not None:
+            self.observer.slot_running(-1)
 
     def busy(self) -> Busy:
         """The error for a request that got no slot: a sentence a person understands."""

@@ -4,6 +4,8 @@ request against a rate limit, hold an answer slot and check a question."""
 
 from __future__ import annotations
 
+import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, AsyncIterator, Callable
 
@@ -15,6 +17,8 @@ from ..feedback import FeedbackStore, over_limit
 from ..schema import Filters
 from ..service import Assistant
 from .capacity import Capacity
+from .metrics import Metrics
+from .observe import Observer, channel_of
 from .schemas import AskIn, Problem, SearchIn
 from .security import RateLimiter
 
@@ -29,6 +33,9 @@ class Shared:
     feedback_limiter: RateLimiter  # feedback, counted apart from questions
     feedback: FeedbackStore  # readers' ratings, from the API and the chat
     capacity: Capacity  # the answer slots
+    observer: Observer = Observer()  # where each question's outcome goes: the question log, the metrics
+    metrics: Metrics | None = None  # ASSISTANT_METRICS=1
+    sign_in_limiter: RateLimiter | None = None  # the owner's sign-in attempts (with ASSISTANT_OWNER_TOKEN)
 
 
 async def shared(request: Request) -> Shared:
@@ -56,9 +63,16 @@ def feedback_limited(request: Request, web: Web) -> None:
 async def answer_slot(web: Web) -> AsyncIterator[None]:
     """Hold one of the answer slots the API shares with the chat until the response is sent
     (a stream included); none free within ASSISTANT_ANSWER_WAIT: 503 with `Retry-After`."""
-    capacity = web.capacity
+    async with _holding(web.capacity):
+        yield
+
+
+@asynccontextmanager
+async def _holding(capacity: Capacity, on_busy: Callable[[], None] | None = None) -> AsyncIterator[None]:
     if not await capacity.acquire_async():
         busy = capacity.busy()
+        if on_busy is not None:
+            on_busy()
         raise HTTPException(503, detail=str(busy), headers={"Retry-After": str(busy.retry_after)})
     try:
         yield
@@ -98,3 +112,18 @@ def checked_search(body: SearchIn, web: Web) -> SearchIn:
 
 Ask = Annotated[AskIn, Depends(checked_ask)]
 Search = Annotated[SearchIn, Depends(checked_search)]
+
+
+async def asking_slot(request: Request, body: Ask, web: Web) -> AsyncIterator[None]:
+    """`answer_slot` for a question, taken once it is checked: a question turned away busy is
+    logged as such (`Observer`), timed from here (`request.state.asked_at`)."""
+    request.state.asked_at = started = time.perf_counter()
+
+    def busy() -> None:
+        web.observer.asked(channel_of(request), body.question, "busy", time.perf_counter() - started)
+
+    async with _holding(web.capacity, busy):
+        yield
+
+
+ASKING = [Depends(rate_limited), Depends(asking_slot)]

@@ -35,7 +35,8 @@ class RateLimiter:
     `wait(request)` does the same for the request's client address. `namespace` keeps two
     limiters' counts apart in one shared store (questions and feedback in the same Redis)."""
 
-    def __init__(self, rate: str, trust_proxy: bool = False, storage: str = "memory://", namespace: str = "questions"):
+    def __init__(self, rate: str, trust_proxy: bool = False, storage: str = "memory://", namespace: str = "questions",
+                 on_refused=None):
         import limits
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
@@ -45,6 +46,7 @@ class RateLimiter:
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage))
         self.trust_proxy = trust_proxy
         self.namespace = namespace
+        self.on_refused = on_refused  # called for each refused request (the metrics count them)
 
     def hit(self, key: str) -> int:
         key = f"{self.namespace}:{key}"
@@ -59,6 +61,8 @@ class RateLimiter:
             log.error("rate limit storage %s does not answer (%s): request not counted",
                       self.storage.split("@")[-1], exc)
             return 0
+        if self.on_refused is not None:
+            self.on_refused()
         return max(1, math.ceil(reset - time.time()))
 
     def wait(self, request) -> int:

@@ -20,6 +20,7 @@ from ..errors import AssistantError
 from ..feedback import MAX_COMMENT, FeedbackStore, answer_settings, feedback_path, over_limit
 from ..schema import Answer, ArticleRef, Citation, Filters
 from .capacity import Capacity
+from .observe import Observer
 from .scope import Scope, desk_scope
 from .schemas import CitationOut
 from .share import clipboard_markdown, date_label, quote_link, safe_url
@@ -205,17 +206,19 @@ def text_history(history: Sequence[dict]) -> list[dict]:
 
 def respond(assistant, question: str, history: list[dict], filters: Filters = Filters(),
             on_answer: Callable[[Answer], None] | None = None,
-            capacity: Capacity | None = None) -> Iterator[tuple[list, str]]:
+            capacity: Capacity | None = None, observer: Observer | None = None) -> Iterator[tuple[list, str]]:
     """The chat handler: yields (chat history, sources html) as the answer streams in;
     `on_answer` gets the final `Answer` before the last update. `capacity`: the answer slots
-    shared with the API; the answer holds one while it is computed."""
+    shared with the API; the answer holds one while it is computed. `observer`: where the
+    question's outcome goes (the question log, the metrics)."""
     history = text_history(history)
     earlier = user_questions(history)
     history = history + [user_message(question), {"role": "assistant", "content": "*Searching the articles…*"}]
     yield list(history), ""
     answer, draft = None, ""
     try:
-        with capacity.slot() if capacity else nullcontext():
+        with (observer or Observer()).asking("chat", question) as answered, \
+                capacity.slot() if capacity else nullcontext():
             stream = getattr(assistant, "ask_stream", None)
             for piece in stream(question, earlier, filters) if stream else [assistant.ask(question, earlier, filters)]:
                 if isinstance(piece, str):  # a language model's draft, replaced by the checked answer
@@ -224,6 +227,7 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
                     yield list(history), ""
                 else:
                     answer = piece
+                    answered(answer)
     except AssistantError as exc:  # Busy included: "…every answer slot is taken. Please try again in 10 s."
         history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}
         yield history, ""
@@ -257,11 +261,13 @@ def rating_of(liked) -> str | None:
 
 
 def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size: int = QUEUE_SIZE,
-              feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None):
+              feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None,
+              observer: Observer | None = None):
     """The chat page as gradio Blocks; the caller launches it. `limiter`: the server's
     `security.RateLimiter`, which each question counts against; `feedback`: where 👍/👎 go
     (default: `feedback.feedback_path(assistant.settings.storage)`), each counting against `feedback_limiter`
-    (the API's for `/api/feedback`); `capacity`: the answer slots (the API's too)."""
+    (the API's for `/api/feedback`); `capacity`: the answer slots (the API's too); `observer`:
+    where each question's outcome goes (the API's too)."""
     import gradio as gr
 
     feedback = feedback or FeedbackStore(feedback_path(assistant.settings.storage))
@@ -324,7 +330,7 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
             got: list[Answer] = []
             settings = answer_settings(assistant.settings, filters, user_questions(history or []))
             for messages, cards in respond(assistant, q, history or [], filters, on_answer=got.append,
-                                           capacity=capacity):
+                                           capacity=capacity, observer=observer):
                 if got:
                     answers[len(messages) - 1] = feedback_record(q, got[0], settings)
                 yield messages, cards, answers
@@ -415,13 +421,14 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
 
 
 def mount_chat(server, assistant, web: WebSettings = WebSettings(), *, limiter=None,
-               feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None):
+               feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None,
+               observer: Observer | None = None):
     """Serve the chat page at `/` of the FastAPI app `server` (its examples, queue and path
     prefix from `web`), with the objects the server shares with the API; returns `server`."""
     import gradio as gr
 
     blocks = build_app(assistant, web.examples, limiter=limiter, queue_size=web.queue_size, feedback=feedback,
-                       feedback_limiter=feedback_limiter, capacity=capacity)
+                       feedback_limiter=feedback_limiter, capacity=capacity, observer=observer)
     server = gr.mount_gradio_app(server, blocks, path="/", css=CSS, footer_links=["api"],
                                  root_path=web.root_path or None, max_file_size=0, enable_monitoring=False)
     # Gradio checks where a file named in a request may come from only once the app "has launched"

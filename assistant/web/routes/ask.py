@@ -6,11 +6,12 @@ import logging
 import re
 from typing import Iterator
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ...errors import AssistantError
-from ..deps import ANSWERING, PROBLEMS, Ask, Web
+from ..deps import ASKING, PROBLEMS, Ask, Web
+from ..observe import channel_of
 from ..schemas import AnswerOut
 
 log = logging.getLogger(__name__)
@@ -18,30 +19,35 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.post("/ask", response_model=AnswerOut, dependencies=ANSWERING, responses=PROBLEMS,
+@router.post("/ask", response_model=AnswerOut, dependencies=ASKING, responses=PROBLEMS,
              summary="A cited answer")  # no `verification` without a model; a `link` may be null
-def ask(body: Ask, web: Web) -> AnswerOut:
+def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
     try:
-        return AnswerOut.of(web.assistant.ask(body.question, body.history, body.filters.filters()))
+        with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
+            answer = web.assistant.ask(body.question, body.history, body.filters.filters())
+            answered(answer)
+        return AnswerOut.of(answer)
     except AssistantError as exc:  # e.g. the index is not there
         raise HTTPException(503, detail=str(exc)) from None
 
 
-@router.post("/ask/stream", response_class=EventSourceResponse, dependencies=ANSWERING, responses=PROBLEMS,
+@router.post("/ask/stream", response_class=EventSourceResponse, dependencies=ASKING, responses=PROBLEMS,
              summary="A cited answer as Server-Sent Events",
              description="Events: `delta` `{\"text\"}` pieces of the answer text, in order; then `answer` with "
                          "the same object as `/api/ask`; or `error` `{\"detail\"}`. With a language model the "
                          "deltas are its draft as it is generated; `answer` holds the verified text, which "
                          "replaces the draft.")
-def ask_stream(body: Ask, web: Web) -> Iterator[ServerSentEvent]:
+def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEvent]:
     streamed = False
     try:
-        for piece in web.assistant.ask_stream(body.question, body.history, body.filters.filters()):
-            if isinstance(piece, str):
-                streamed = True
-                yield ServerSentEvent(event="delta", data={"text": piece})
-            else:
-                result = AnswerOut.of(piece)
+        with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
+            for piece in web.assistant.ask_stream(body.question, body.history, body.filters.filters()):
+                if isinstance(piece, str):
+                    streamed = True
+                    yield ServerSentEvent(event="delta", data={"text": piece})
+                else:
+                    answered(piece)
+                    result = AnswerOut.of(piece)
     except AssistantError as exc:
         yield ServerSentEvent(event="error", data={"detail": str(exc)})
         return
