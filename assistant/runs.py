@@ -80,7 +80,10 @@ class RunLog:
             db.execute("DELETE FROM ingest_runs WHERE id <= (SELECT MAX(id) FROM ingest_runs) - ?", (KEEP,))
 
     def feeds(self, reports: Sequence) -> None:
-        """Record a feeds round (`sources.feeds.FeedReport`s)."""
+        """Record a feeds round (`sources.feeds.FeedReport`s), in an index folder that exists: a round
+        that added nothing creates no index."""
+        if not self.path.parent.is_dir():
+            return
         with closing(self._connect()) as db, db:
             now = _now()
             db.executemany("INSERT INTO feed_runs (finished, feed, added, error) VALUES (?, ?, ?, ?)",
