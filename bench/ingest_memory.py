@@ -40,13 +40,17 @@ def ingest(corpus: Path, index: Path, repo: Path = ROOT) -> dict:
     wait4) and time."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "assistant", "ingest", "--corpus", str(corpus), "--index",
-                             str(index), "--quiet"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    out = proc.stdout.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"ingest failed:\n{proc.stderr.read().decode()[-3000:]}")
+    # Its output goes to files: a pipe nobody reads while we wait fills up and stops the ingest.
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant", "ingest", "--corpus", str(corpus), "--index",
+                                 str(index), "--quiet"], cwd=repo, env=env, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        stdout.seek(0)
+        stderr.seek(0)
+        out = stdout.read().decode()
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"ingest failed:\n{stderr.read().decode()[-3000:]}")
     return {"summary": out.splitlines()[0], "peak_rss_mb": round(usage.ru_maxrss / 1024), "seconds": round(seconds, 1)}
 
 
