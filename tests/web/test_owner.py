@@ -20,7 +20,7 @@ from assistant.runs import RunLog
 from assistant.web.owner_auth import SESSION_COOKIE, form_token, form_token_ok, session_is_owner
 from assistant.web.owner_page import bar_chart, by_month
 from assistant.web.server import build_server
-from conftest import ROOT, TRADE_QUESTION, axe_violations
+from conftest import TRADE_QUESTION, axe_violations
 from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
 from test_api import Uvicorn
 
@@ -174,7 +174,7 @@ def served(seed_assistant, seed_index, tmp_path_factory):
     server.close()
 
 
-def test_in_chromium_by_keyboard_the_owner_signs_in_sees_every_section_and_axe_finds_nothing(served, browser):
+def test_in_chromium_by_keyboard_the_owner_signs_in_sees_every_section_and_axe_finds_nothing(served, browser, tmp_path):
     url, db = served
     context = browser.new_context(viewport={"width": 1280, "height": 1250}, bypass_csp=True)  # axe is a script
     page = context.new_page()
@@ -211,7 +211,7 @@ def test_in_chromium_by_keyboard_the_owner_signs_in_sees_every_section_and_axe_f
     assert page.evaluate("document.cookie") == ""  # no script can read it
     assert axe_violations(page) == []
     assert not any(TOKEN in u for u in requested)
-    page.screenshot(path=str(ROOT / "docs" / "owner.png"), full_page=False)
+    page.screenshot(path=str(tmp_path / "owner.png"), full_page=False)  # docs/owner.png (copied by hand)
     context.close()
 
 
