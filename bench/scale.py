@@ -374,6 +374,7 @@ def plot(rows: list[dict], path: Path) -> None:
         marks = sorted({(r["chunks"], goals(r["chunks"])[key]) for r in rows if r["chunks"] >= 50_000})
         if marks:
             axis.plot([m[0] for m in marks], [m[1] for m in marks], "k_", ms=16, mew=2, label="goal")
+            axis.set_ylim(0, max(axis.get_ylim()[1], 1.1 * max(m[1] for m in marks)))
         axis.legend(fontsize=8)
     synthetic = [r["chunks"] for r in rows if r.get("synthetic")]
     if synthetic:
