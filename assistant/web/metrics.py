@@ -66,6 +66,8 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.multiprocess = bool(multiprocess_dir())
+        if self.multiprocess:  # prometheus_client writes there without creating it
+            os.makedirs(multiprocess_dir(), exist_ok=True)
         self.registry = CollectorRegistry()
         own = None if self.multiprocess else self.registry  # in multiprocess mode the files are the registry
         self.requests = Counter(f"{PREFIX}_requests", "HTTP responses by route and status", ["route", "status"],

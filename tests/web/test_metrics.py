@@ -95,8 +95,7 @@ def test_route_labels_are_a_closed_set():
 
 
 def test_several_processes_are_summed_in_multiprocess_mode(tmp_path):
-    folder = tmp_path / "prom"
-    folder.mkdir()
+    folder = tmp_path / "prom"  # not there yet: the first process makes it
     count = textwrap.dedent("""
         import sys
         from assistant.web.metrics import Metrics
