@@ -72,18 +72,7 @@ def launched(base: Path, env: dict[str, str] | None = None, corpus: Path | None 
                                 cwd=ROOT, env={**app_env(corpus, index or base / "index"), **(env or {})},
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode} before serving:\n{log_path.read_text()}")
-            try:
-                if httpx.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-            time.sleep(0.5)
+        wait_until_serving(proc, url, log_path, "/")
         yield url, log_path
     finally:
         proc.terminate()
@@ -92,6 +81,24 @@ def launched(base: Path, env: dict[str, str] | None = None, corpus: Path | None 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def wait_until_serving(proc: subprocess.Popen, url: str, log_path: Path, path: str,
+                       deadline: float | None = None) -> None:
+    """Wait until `app.py` (`proc`) answers `url + path` with 200; fail with its log if it exits
+    first or `deadline` (a `time.monotonic()`; default STARTUP_SECONDS from now) passes."""
+    deadline = deadline or time.monotonic() + STARTUP_SECONDS
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode} before serving:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + path, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ import yaml
 
 from assistant.config import load_settings, variables
 from conftest import ROOT, SAMPLE, SEED_ID, TRADE_QUESTION, free_port, stop, write_article
-from test_app import STARTUP_SECONDS, TRADE_QUOTE, app_env, md_unescape, message_text
+from test_app import STARTUP_SECONDS, TRADE_QUOTE, app_env, md_unescape, message_text, wait_until_serving
 from test_cli import cli_env, ok
 
 DEPLOY = ROOT / "deploy"
@@ -72,19 +72,9 @@ def app_processes(base: Path, corpus: Path, env: dict[str, str], count: int = 2)
                                         cwd=ROOT, env={**app_env(corpus, folder / "index"), **env},
                                         stdout=log, stderr=subprocess.STDOUT)
             started.append((proc, f"http://127.0.0.1:{port}", folder / "index", log_path))
-        deadline = time.monotonic() + STARTUP_SECONDS
+        deadline = time.monotonic() + STARTUP_SECONDS  # one for all: they load their models together
         for proc, url, _, log_path in started:
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"app.py exited with {proc.returncode} before serving:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(url + "/api/health", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer on {url} within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-                time.sleep(0.5)
+            wait_until_serving(proc, url, log_path, "/api/health", deadline)
         yield [(url, index, log_path) for _, url, index, log_path in started]
     finally:
         for proc, *_ in started:
