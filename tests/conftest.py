@@ -38,6 +38,22 @@ SHARED_LINK_PAYLOAD = ('<form action="https://evil.example/login"><input type="p
                        '<style>*{display:none}</style> Who is *Liu* Weidong? www.evil.example mail@evil.example')
 
 
+def _index_state() -> dict[str, float]:
+    index = ROOT / "index"
+    return {p.name: p.stat().st_mtime for p in index.iterdir()} if index.is_dir() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_index_untouched():
+    """No test writes into the project's own index/ (a developer's real index lives there): each
+    test gives every command and app process a folder of its own."""
+    before = _index_state()
+    yield
+    after = _index_state()
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    assert not changed, f"a test wrote into {ROOT / 'index'}: {changed}"
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from assistant.indexing.embeddings import MiniLM

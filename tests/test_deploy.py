@@ -51,7 +51,8 @@ def server_cli(chroma: tuple[str, int], lock: Path, *args) -> subprocess.Complet
     host, port = chroma
     return subprocess.run([sys.executable, "-m", "assistant", *map(str, args)], cwd=ROOT,
                           env={**cli_env(), "CHROMA_HOST": host, "CHROMA_PORT": str(port),
-                               "ASSISTANT_INGEST_LOCK": str(lock)},
+                               "ASSISTANT_INGEST_LOCK": str(lock),
+                               "ASSISTANT_INDEX": str(lock.parent / "ingest-job")},  # its machine's folder
                           capture_output=True, text=True, encoding="utf-8", timeout=300)
 
 
