@@ -47,7 +47,7 @@ ingest: install
 run: ingest
 	$(PY) app.py
 
-# What the tests need from the machine (chromium, redis-server, npm; python3-venv before .venv
+# What the tests need from the machine (chromium, redis-server, npm, caddy, systemd; python3-venv before .venv
 # exists): installed with apt-get as root, else a stop with the command to run. First, so that
 # the venv and npm are there for the steps after it.
 system-deps:
