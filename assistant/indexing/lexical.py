@@ -61,18 +61,11 @@ def prepare(store: Store, generation: str) -> Path | None:
     its folder (None: the store keeps no folder, or cannot be written)."""
     if store.snapshot_dir is None:
         return None
-    folder = Path(store.snapshot_dir) / folder_name((generation, store.chunk_count()))
-    if (folder / "meta.json").exists():
-        return folder
     try:
-        with _building(folder.parent):
-            chunks = store.all_chunks()
-            folder = folder.with_name(folder_name((generation, len(chunks))))
-            Lexical.build(chunks, folder)
+        return _build_from(store, generation)
     except OSError as exc:  # a read-only index folder: the apps build their own
         log.warning("lexical index not saved in %s: %s", store.snapshot_dir, exc)
         return None
-    return folder
 
 
 def open_lexical(store: Store) -> tuple[Lexical, tuple[str, int]]:
@@ -80,33 +73,46 @@ def open_lexical(store: Store) -> tuple[Lexical, tuple[str, int]]:
     built first (an index written by an older version, a killed ingest, a read-only folder)."""
     version = store.version()  # read first: a change while the chunks are read shows next time
     if store.snapshot_dir is not None:
-        folder = Path(store.snapshot_dir) / folder_name(version)
-        try:
-            return Lexical(folder, expect=version[1]), version
-        except Exception as exc:  # missing, damaged, foreign or from another version: rebuild
-            if folder.exists():
-                log.info("lexical index %s not used (%s): rebuilding", folder.name, exc)
-                _discard(folder)
-        try:
-            with _building(Path(store.snapshot_dir)):  # one builder a machine; the others wait and map
-                try:
-                    return Lexical(folder, expect=version[1]), version
-                except Exception:  # still missing (nobody built it meanwhile), or damaged
-                    _discard(folder)
-                chunks = store.all_chunks()
-                folder = folder.with_name(folder_name((version[0], len(chunks))))
-                Lexical.build(chunks, folder)
-                return Lexical(folder), version
-        except OSError:
-            chunks = store.all_chunks()  # read-only: a private folder below
-    else:
-        chunks = store.all_chunks()
+        lexical = _mapped(Path(store.snapshot_dir) / folder_name(version), expect=version[1])
+        if lexical is None:
+            try:
+                lexical = _mapped(_build_from(store, version[0]))
+            except OSError:  # read-only: a private folder below
+                pass
+        if lexical is not None:
+            return lexical, version
+    chunks = store.all_chunks()
     scratch = Path(tempfile.mkdtemp(prefix="pd-lexical-"))
     try:
         Lexical.build(chunks, scratch / "index")
         return Lexical(scratch / "index"), version  # mapped: the files live on until unmapped
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _mapped(folder: Path, expect: int | None = None) -> Lexical | None:
+    """The index in `folder`, mapped; None when it is missing, or damaged, foreign or from
+    another version (then set aside, to be rebuilt)."""
+    try:
+        return Lexical(folder, expect=expect)
+    except Exception as exc:
+        if folder.exists():
+            log.info("lexical index %s not used (%s): rebuilding", folder.name, exc)
+            _discard(folder)
+        return None
+
+
+def _build_from(store: Store, generation: str) -> Path:
+    """Under the machine's build lock (one builder; the others wait, then find its folder): every
+    chunk read from the store and built into the folder for `generation`, unless it is there."""
+    with _building(Path(store.snapshot_dir)):
+        folder = Path(store.snapshot_dir) / folder_name((generation, store.chunk_count()))
+        if (folder / "meta.json").exists():
+            return folder
+        chunks = store.all_chunks()
+        folder = folder.with_name(folder_name((generation, len(chunks))))
+        Lexical.build(chunks, folder)
+        return folder
 
 
 class Lexical:
