@@ -14,7 +14,15 @@
 
 
 class AssistantError(Exception):
-    """Base class: `str(error)` is a message fit to show a user."""
+    """Base class: `str(error)` is a message fit to show a user, in English.
+
+    Raised as `BadQuestion(N_("… {limit} …"), limit=2000)`, an error keeps its template and
+    values, so the edge can say it in the reader's language (`i18n.say`)."""
+
+    def __init__(self, message: str = "", /, **params):
+        super().__init__(message.format(**params) if params else message)
+        self.template = message
+        self.params = params
 
 
 class CorpusError(AssistantError):
@@ -53,8 +61,8 @@ class BadQuestion(AssistantError):
 
 
 class Busy(AssistantError):
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: int, **params):
+        super().__init__(message, **params)
         self.retry_after = retry_after
 
 

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from .config import Settings, StorageSettings
 from .errors import BadFeedback
+from .i18n import N_, Text
 from .questionlog import log_bytes
 from .text import shown
 
@@ -95,9 +96,9 @@ def answer_settings(settings: Settings, filters=None, history: Sequence[str] = (
             "history": list(history)[-MAX_HISTORY:]}
 
 
-def over_limit(wait: int) -> str:
+def over_limit(wait: int) -> Text:
     """The message for a reader over the feedback limit (ASSISTANT_RATE_LIMIT, counted apart from questions)."""
-    return f"That is more feedback at once than this assistant takes. Please try again in {wait} s."
+    return Text(N_("That is more feedback at once than this assistant takes. Please try again in {wait} s."), wait=wait)
 
 
 def _now() -> str:

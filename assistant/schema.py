@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from .errors import BadQuestion
+from .i18n import N_
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Filters:
                 if value and value.strip():
                     date.fromisoformat(value.strip())
             except ValueError:
-                raise BadQuestion(f"'{value}' is not a date: use YYYY-MM-DD for {name}.") from None
+                raise BadQuestion(N_("'{value}' is not a date: use YYYY-MM-DD for {name}."), value=value, name=name) from None
         return cls(sources=tuple(s for s in sources or () if s), since=(since or "").strip(),
                    until=(until or "").strip())
 

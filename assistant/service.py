@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Sequence
 from .answering.base import Answerer, check_citations, refusal
 from .config import Settings
 from .errors import BadQuestion
+from .i18n import N_
 from .indexing.store import Store
 from .retrieval.followup import contextualize
 from .retrieval.hybrid import Retriever
@@ -35,10 +36,10 @@ class Assistant:
         question = " ".join((question or "").split())  # folds newlines and tabs
         question = "".join(ch for ch in question if ch.isprintable())
         if not question:
-            raise BadQuestion("Please type a question.")
+            raise BadQuestion(N_("Please type a question."))
         if len(question) > self.settings.answers.max_question_chars:
-            raise BadQuestion(f"That question is {len(question):,} characters long; please keep it under "
-                              f"{self.settings.answers.max_question_chars:,}.")
+            raise BadQuestion(N_("That question is {length:,} characters long; please keep it under {limit:,}."),
+                              length=len(question), limit=self.settings.answers.max_question_chars)
         return question
 
     def earlier_questions(self, history: Sequence[str], strict: bool = False) -> list[str]:
@@ -48,8 +49,8 @@ class Assistant:
         cap = self.settings.answers.max_question_chars
         earlier = [" ".join(str(h).split()) for h in history]
         if strict and (long := next((h for h in earlier if len(h) > cap), None)):
-            raise BadQuestion(f"An earlier question in `history` is {len(long):,} characters long; "
-                              f"questions are at most {cap:,}.")
+            raise BadQuestion(N_("An earlier question in `history` is {length:,} characters long; "
+                                 "questions are at most {limit:,}."), length=len(long), limit=cap)
         return [h for h in earlier if h and len(h) <= cap][-HISTORY_KEPT:]
 
     def query(self, question: str, history: Sequence[str] = ()) -> str:
@@ -107,7 +108,7 @@ class Assistant:
         the answerer's pre-check (a language model is only asked when they share enough with
         the question; the extractive answerer decides itself, from its fitted model)."""
         if not hits:
-            notice = "No article matches these filters." if filters else "The index is empty."
+            notice = N_("No article matches these filters.") if filters else N_("The index is empty.")
             return refusal(hits, notice=notice)
         return self.answerer.precheck(question, hits, self.support)
 

@@ -22,9 +22,10 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Callable, Iterator, Sequence
 
+from ..i18n import N_
 from ..schema import Answer, ArticleRef, Hit
 
-NOT_COVERED = "The articles I have don't cover this."
+NOT_COVERED = N_("The articles I have don't cover this.")
 CLOSEST = 3  # articles a refusal names
 
 # (question, hits) → (the best passage's cosine similarity, the best share of the question's

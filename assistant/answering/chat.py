@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Iterator, Sequence
 
 from .base import Answerer, SupportOf, closest_articles, refusal
+from ..i18n import N_
 from .prompt import REWRITE_SYSTEM, Excerpt, Score, build_messages, declines, excerpts
 from ..retrieval.followup import contextualize
 from ..schema import Answer, Hit, Verification
@@ -34,8 +35,8 @@ from .verify import Support, assemble, sentences, verify
 
 log = logging.getLogger(__name__)
 
-NOT_SUPPORTED = "The articles I have don't support an answer to this."
-NOT_SUPPORTED_NOTICE = "Nothing the language model wrote was supported by the passages it was given."
+NOT_SUPPORTED = N_("The articles I have don't support an answer to this.")
+NOT_SUPPORTED_NOTICE = N_("Nothing the language model wrote was supported by the passages it was given.")
 
 
 @cache

@@ -16,6 +16,7 @@ import anyio
 
 from ..config import AnswerSettings
 from ..errors import Busy
+from ..i18n import N_
 
 
 class Capacity:
@@ -63,8 +64,8 @@ class Capacity:
     def busy(self) -> Busy:
         """The error for a request that got no slot: a sentence a person understands."""
         retry = max(1, math.ceil(self.wait))
-        return Busy(f"Many people are asking right now, and every answer slot is taken. "
-                    f"Please try again in {retry} s.", retry_after=retry)
+        return Busy(N_("Many people are asking right now, and every answer slot is taken. "
+                       "Please try again in {wait} s."), retry_after=retry, wait=retry)
 
     @contextmanager
     def slot(self) -> Iterator[None]:

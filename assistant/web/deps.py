@@ -11,6 +11,7 @@ from typing import Annotated, AsyncIterator, Callable
 
 from fastapi import Depends, HTTPException, Request
 
+from .. import i18n
 from ..config import Settings
 from ..errors import BadQuestion
 from ..feedback import FeedbackStore, over_limit
@@ -46,34 +47,41 @@ async def shared(request: Request) -> Shared:
 Web = Annotated[Shared, Depends(shared)]
 
 
-def _limit(wait: int, refusal: Callable[[int], str]) -> None:
+def language(request: Request) -> str:
+    """The locale a person's messages are written in: their `Accept-Language` (`/embed` sends
+    the widget's `data-lang` so), else English (`i18n.pick`)."""
+    return i18n.pick(None, request.headers.get("accept-language"))
+
+
+def _limit(request: Request, wait: int, refusal: Callable[[int], str]) -> None:
     """429 with `Retry-After` when the request is over its limit."""
     if wait:
-        raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=refusal(wait))
+        raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=i18n.say(language(request), refusal(wait)))
 
 
 def rate_limited(request: Request, web: Web) -> None:
-    _limit(web.limiter.wait(request), web.limiter.refusal)
+    _limit(request, web.limiter.wait(request), web.limiter.refusal)
 
 
 def feedback_limited(request: Request, web: Web) -> None:
-    _limit(web.feedback_limiter.wait(request), over_limit)
+    _limit(request, web.feedback_limiter.wait(request), over_limit)
 
 
-async def answer_slot(web: Web) -> AsyncIterator[None]:
+async def answer_slot(request: Request, web: Web) -> AsyncIterator[None]:
     """Hold one of the answer slots the API shares with the chat until the response is sent
     (a stream included); none free within ASSISTANT_ANSWER_WAIT: 503 with `Retry-After`."""
-    async with _holding(web.capacity):
+    async with _holding(request, web.capacity):
         yield
 
 
 @asynccontextmanager
-async def _holding(capacity: Capacity, on_busy: Callable[[], None] | None = None) -> AsyncIterator[None]:
+async def _holding(request: Request, capacity: Capacity,
+                   on_busy: Callable[[], None] | None = None) -> AsyncIterator[None]:
     if not await capacity.acquire_async():
         busy = capacity.busy()
         if on_busy is not None:
             on_busy()
-        raise HTTPException(503, detail=str(busy), headers={"Retry-After": str(busy.retry_after)})
+        raise HTTPException(503, detail=i18n.say(language(request), busy), headers={"Retry-After": str(busy.retry_after)})
     try:
         yield
     finally:
@@ -90,23 +98,23 @@ PROBLEMS = {422: {"model": Problem, "description": "empty or over-long question 
                                                    "or the index does not answer"}}
 
 
-def _checked(body: AskIn, assistant: Assistant) -> None:
+def _checked(request: Request, body: AskIn, assistant: Assistant) -> None:
     f = body.filters
     try:
         assistant.check_question(body.question)
         assistant.earlier_questions(body.history, strict=True)
         Filters.parse(f.sources, f.since, f.until)  # real dates, as the chat checks them
     except BadQuestion as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+        raise HTTPException(422, detail=i18n.say(language(request), exc)) from None
 
 
-def checked_ask(body: AskIn, web: Web) -> AskIn:
-    _checked(body, web.assistant)
+def checked_ask(request: Request, body: AskIn, web: Web) -> AskIn:
+    _checked(request, body, web.assistant)
     return body
 
 
-def checked_search(body: SearchIn, web: Web) -> SearchIn:
-    _checked(body, web.assistant)
+def checked_search(request: Request, body: SearchIn, web: Web) -> SearchIn:
+    _checked(request, body, web.assistant)
     return body
 
 
@@ -122,7 +130,7 @@ async def asking_slot(request: Request, body: Ask, web: Web) -> AsyncIterator[No
     def busy() -> None:
         web.observer.asked(channel_of(request), body.question, "busy", time.perf_counter() - started)
 
-    async with _holding(web.capacity, busy):
+    async with _holding(request, web.capacity, busy):
         yield
 
 

@@ -6,6 +6,7 @@ lexical index's article list, once per index build (`Retriever.summary`).
 
 from __future__ import annotations
 
+import gettext
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -24,33 +25,40 @@ class Scope:
 
     @property
     def count_text(self) -> str:
-        return f"{self.articles:,} article{'s' if self.articles != 1 else ''}"
+        return self.count_in(gettext.NullTranslations())
 
-    def describe(self) -> str:
+    def count_in(self, t: gettext.NullTranslations) -> str:
+        return t.ngettext("{count:,} article", "{count:,} articles", self.articles).format(count=self.articles)
+
+    def describe(self, t: gettext.NullTranslations | None = None) -> str:
         """One line for readers, without a full stop: "503 articles from Reuters, AP, BBC and 9 more,
-        2021-03-01 to 2024-05-10 (2 of unknown date)"."""
+        2021-03-01 to 2024-05-10 (2 of unknown date)"; in the language of `t` (`i18n.translations`)."""
+        t = t or gettext.NullTranslations()
         if not self.articles:
-            return "No articles yet"
-        line = self.count_text
+            return t.gettext("No articles yet")
+        line = self.count_in(t)
         names = [name for name, _ in self.outlets]
         if names:
             shown, rest = names[:NAMED_OUTLETS], len(names) - NAMED_OUTLETS
-            line += " from " + (", ".join(shown) + f" and {rest} more" if rest > 0 else _and(shown))
+            outlets = (t.gettext("{outlets} and {more} more").format(outlets=", ".join(shown), more=rest) if rest > 0
+                       else shown[0] if len(shown) == 1
+                       else t.gettext("{outlets} and {last}").format(outlets=", ".join(shown[:-1]), last=shown[-1]))
+            line = t.gettext("{articles} from {outlets}").format(articles=line, outlets=outlets)
         if self.first_date:
-            span = self.first_date if self.first_date == self.last_date else f"{self.first_date} to {self.last_date}"
-            line += f", {span}" + (f" ({self.undated:,} of unknown date)" if self.undated else "")
+            span = (self.first_date if self.first_date == self.last_date
+                    else t.gettext("{first} to {last}").format(first=self.first_date, last=self.last_date))
+            line += ", " + span
+            if self.undated:
+                line += " " + t.ngettext("({count:,} of unknown date)", "({count:,} of unknown date)",
+                                         self.undated).format(count=self.undated)
         else:
-            line += ", date unknown"
+            line += ", " + t.gettext("date unknown")
         return line
 
     def to_dict(self) -> dict:
         return {"outlets": [{"name": n, "articles": a} for n, a in self.outlets],
                 "dates": {"first": self.first_date or None, "last": self.last_date or None,
                           "undated": self.undated}}
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def scope_of(rows: Iterable[tuple[str, str, str]]) -> Scope:

@@ -22,6 +22,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
 
+from ..i18n import N_, Text
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
@@ -72,14 +74,23 @@ class RateLimiter:
         item = self.items[0]
         return f"{item.amount} questions per {_per(item)}"
 
-    def refusal(self, wait: int) -> str:
+    def refusal(self, wait: int) -> Text:
         """The message for a person over the limit."""
-        return f"You're asking faster than this assistant allows ({self.describe()}). Please try again in {wait} s."
+        item = self.items[0]
+        return Text(N_("You're asking faster than this assistant allows ({amount} questions per {period}). "
+                       "Please try again in {wait} s."), amount=item.amount, period=_per(item), wait=wait)
 
 
-def _per(item) -> str:
+# The periods a limit is counted over, as `limits` names them; shown in a refusal.
+_UNITS = {"second": (N_("second"), N_("{n} seconds")), "minute": (N_("minute"), N_("{n} minutes")),
+          "hour": (N_("hour"), N_("{n} hours")), "day": (N_("day"), N_("{n} days")),
+          "month": (N_("month"), N_("{n} months")), "year": (N_("year"), N_("{n} years"))}
+
+
+def _per(item) -> Text:
     unit = item.GRANULARITY.name
-    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
+    one, many = _UNITS.get(unit, (unit, "{n} " + unit + "s"))
+    return Text(one) if item.multiples == 1 else Text(many, n=item.multiples)
 
 
 def client_address(request, trust_proxy: bool) -> str:

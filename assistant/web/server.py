@@ -3,6 +3,7 @@ built here and only here.
 
     GET  /                  the Gradio chat (`ui.mount_chat`)
     GET  /embed             a compact chat for an iframe on another site (`routes/embed.py`)
+    GET  /widget.js         the one-line embed: `<script src=…/widget.js>` puts /embed in a page (`routes/embed.py`)
     POST /api/ask           {"question", "history"?, "filters"?} → the CLI's `ask --json` object
     POST /api/ask/stream    the same as Server-Sent Events: `delta` pieces, then `answer`
     POST /api/search        {"question", "history"?, "filters"?, "k"?} → ranked passages (`search --json`)
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 API = "/api"
 # Every path the server answers outside the chat page (`ui.CHAT_PATHS`); anything else is 404.
-API_PATHS = (f"{API}/*", "/embed")
+API_PATHS = (f"{API}/*", "/embed", "/widget.js")
 
 
 def build_shared(assistant: Assistant, settings: Settings, *, limiter: RateLimiter | None = None,

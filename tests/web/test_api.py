@@ -3,6 +3,8 @@ assistant first, then a real uvicorn server in Chromium, framed by host pages on
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.server
 import json
 import logging
@@ -23,7 +25,7 @@ from assistant.config import Settings
 from assistant.feedback import FeedbackStore
 from assistant.web.capacity import Capacity
 from assistant.web.routes.ask import pieces
-from assistant.web.routes.embed import embed_page
+from assistant.web.routes.embed import EmbedOptions, embed_page, embed_sources
 from assistant.web.schemas import AnswerOut, PassageOut
 from assistant.web.server import build_api, build_server
 from assistant.web.share import clipboard_markdown, quote_link
@@ -316,13 +318,18 @@ def test_cors_only_for_allowed_origins_and_only_on_the_api(server_client):
 
 
 def test_embed_page_is_one_self_contained_file():
-    page, sources = embed_page(2000)
-    script = re.search(r"<script>(.*?)</script>", page, re.DOTALL).group(1)
+    page = embed_page(EmbedOptions(), "1 article", 2000)
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.DOTALL)
+    assert len(scripts) == 1  # one script to run (hashed in the CSP); the options are JSON data beside it
+    script = scripts[0]
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
     assert "localStorage" not in script and "sessionStorage" not in script and "document.cookie" not in script
     assert not re.search(r"\b(src|href)=", page)  # nothing loaded from anywhere
     assert 'maxlength="2000"' in page
+    sources = embed_sources()
     assert sources.startswith("script-src 'sha256-") and "style-src 'sha256-" in sources
+    digest = "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+    assert f"script-src {digest};" in sources  # the hash is of the script as served
 
 
 # --- a real server in Chromium ----------------------------------------------------------------

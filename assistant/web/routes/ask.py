@@ -9,14 +9,18 @@ from typing import Iterator
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from ... import i18n
 from ...errors import AssistantError
-from ..deps import ASKING, PROBLEMS, Ask, Web
+from ...i18n import N_
+from ..deps import ASKING, PROBLEMS, Ask, Web, language
 from ..observe import channel_of
 from ..schemas import AnswerOut
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
+
+SOMETHING_WRONG = N_("Something went wrong on our side. Please try again.")
 
 
 @router.post("/ask", response_model=AnswerOut, dependencies=ASKING, responses=PROBLEMS,
@@ -26,9 +30,9 @@ def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
         with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
             answer = web.assistant.ask(body.question, body.history, body.filters.filters())
             answered(answer)
-        return AnswerOut.of(answer)
+        return in_language(AnswerOut.of(answer), language(request))
     except AssistantError as exc:  # e.g. the index is not there
-        raise HTTPException(503, detail=str(exc)) from None
+        raise HTTPException(503, detail=i18n.say(language(request), exc)) from None
 
 
 @router.post("/ask/stream", response_class=EventSourceResponse, dependencies=ASKING, responses=PROBLEMS,
@@ -47,13 +51,13 @@ def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEven
                     yield ServerSentEvent(event="delta", data={"text": piece})
                 else:
                     answered(piece)
-                    result = AnswerOut.of(piece)
+                    result = in_language(AnswerOut.of(piece), language(request))
     except AssistantError as exc:
-        yield ServerSentEvent(event="error", data={"detail": str(exc)})
+        yield ServerSentEvent(event="error", data={"detail": i18n.say(language(request), exc)})
         return
     except Exception:
         log.exception("answering %r failed", body.question[:200])
-        yield ServerSentEvent(event="error", data={"detail": "Something went wrong on our side. Please try again."})
+        yield ServerSentEvent(event="error", data={"detail": i18n.say(language(request), SOMETHING_WRONG)})
         return
     if not streamed:
         # The extractive answer arrives whole; it is sent in pieces so the widget shows text
@@ -61,6 +65,15 @@ def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEven
         for piece in pieces(result.answer):
             yield ServerSentEvent(event="delta", data={"text": piece})
     yield ServerSentEvent(event="answer", data=result.model_dump(mode="json"))
+
+
+def in_language(out: AnswerOut, lang: str) -> AnswerOut:
+    """The answer's fixed wording (a refusal, a notice) in the reader's language; what the
+    articles say is theirs, in theirs."""
+    if lang == i18n.DEFAULT:
+        return out
+    return out.model_copy(update={"answer": i18n.say(lang, out.answer) if out.refused else out.answer,
+                                  "notice": i18n.say(lang, out.notice) if out.notice else out.notice})
 
 
 def pieces(text: str, words: int = 6) -> list[str]:

@@ -1,136 +1,31 @@
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Policy Desk</title>
-<style>
-:root {
-  --bg: #ffffff; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #0b5cad; --on-accent: #ffffff;
-  --bubble: #f1f4f8; --note: #fff8c5; --error: #b42318;
-  color-scheme: light;
-}
-:root[data-theme="dark"] {
-  --bg: #0d1117; --fg: #e6edf3; --muted: #9198a1; --line: #3d444d; --accent: #58a6ff; --on-accent: #0d1117;
-  --bubble: #161b22; --note: #3a3000; --error: #ff7b72;
-  color-scheme: dark;
-}
-@media (prefers-color-scheme: dark) {
-  :root:not([data-theme="light"]) {
-    --bg: #0d1117; --fg: #e6edf3; --muted: #9198a1; --line: #3d444d; --accent: #58a6ff; --on-accent: #0d1117;
-    --bubble: #161b22; --note: #3a3000; --error: #ff7b72;
-    color-scheme: dark;
-  }
-}
-* { box-sizing: border-box; }
-html, body { height: 100%; margin: 0; }
-body {
-  display: flex; flex-direction: column; min-width: 0; overflow-x: hidden; background: var(--bg); color: var(--fg);
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-}
-:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
-header { padding: 10px 14px 8px; border-bottom: 1px solid var(--line); }
-h1 { font-size: 16px; margin: 0; overflow-wrap: anywhere; }
-#pd-scope { margin: 2px 0 0; font-size: 12px; color: var(--muted); }
-#pd-log { flex: 1; overflow-y: auto; overflow-x: hidden; padding: 10px 14px; overflow-wrap: anywhere; }
-.pd-hint { color: var(--muted); font-size: 13px; }
-.pd-hint p { margin: 0 0 6px; }
-#pd-knows { color: var(--fg); }
-.pd-turn { margin: 0 0 16px; }
-.pd-q {
-  margin: 0 0 6px auto; padding: 6px 10px; max-width: 85%; width: fit-content;
-  background: var(--accent); color: var(--on-accent); border-radius: 12px 12px 2px 12px; white-space: pre-wrap;
-}
-.pd-a { padding: 8px 10px; background: var(--bubble); border-radius: 12px 12px 12px 2px; }
-.pd-text { margin: 0; }
-.pd-pending { color: var(--muted); font-style: italic; }
-.pd-notice { margin: 6px 0 0; font-size: 13px; color: var(--muted); font-style: italic; }
-.pd-error { margin: 0; color: var(--error); }
-.pd-ref {
-  font: inherit; font-size: 12px; vertical-align: super; line-height: 1; padding: 0 1px; margin: 0 1px;
-  border: 0; background: none; color: var(--accent); cursor: pointer;
-}
-.pd-ref:hover, .pd-ref:focus-visible { text-decoration: underline; }
-.pd-notes { margin: 8px 0 0; padding: 6px 0 0; border-top: 1px solid var(--line); list-style: none; font-size: 13px; }
-.pd-notes li { margin: 2px 0; }
-.pd-notes summary { cursor: pointer; }
-.pd-notes .pd-n { color: var(--accent); font-weight: 600; }
-.pd-notes .pd-meta { color: var(--muted); }
-.pd-notes blockquote { margin: 4px 0 4px 8px; padding: 2px 8px; border-left: 3px solid var(--accent); background: var(--note); }
-.pd-notes a { color: var(--accent); }
-.pd-closest { margin: 4px 0 0; padding-left: 18px; font-size: 13px; }
-.pd-closest a { color: var(--accent); }
-.pd-closest .pd-meta { color: var(--muted); }
-.pd-actions { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 8px 0 0; font-size: 13px; }
-.pd-actions button, .pd-comment button {
-  font: inherit; min-height: 32px; min-width: 36px; padding: 2px 10px; color: var(--fg); background: var(--bg);
-  border: 1px solid var(--line); border-radius: 16px; cursor: pointer;
-}
-.pd-actions svg {
-  width: 15px; height: 15px; vertical-align: -2px; fill: none; stroke: currentColor; stroke-width: 2;
-  stroke-linecap: round; stroke-linejoin: round;
-}
-.pd-actions button[aria-pressed="true"] svg { fill: var(--accent); }
-.pd-actions button[aria-pressed="true"] { border-color: var(--accent); box-shadow: inset 0 0 0 1px var(--accent); }
-.pd-status { color: var(--muted); }
-.pd-comment { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0 0; font-size: 13px; }
-.pd-comment[hidden] { display: none; }
-.pd-comment label { flex-basis: 100%; }
-.pd-comment textarea { flex: 1 1 160px; }
-#pd-form { display: flex; gap: 8px; padding: 10px 14px; border-top: 1px solid var(--line); }
-textarea {
-  flex: 1; min-width: 0; resize: none; font: inherit; color: var(--fg); background: var(--bg);
-  border: 1px solid var(--muted); border-radius: 8px; padding: 7px 9px;
-}
-textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px; }
-#pd-send {
-  font: inherit; font-weight: 600; padding: 0 14px; border: 0; border-radius: 8px;
-  background: var(--accent); color: var(--on-accent); cursor: pointer;
-}
-#pd-send:disabled { opacity: 0.6; cursor: progress; }
-@media (max-width: 360px) {
-  header, #pd-log, #pd-form { padding-left: 10px; padding-right: 10px; }
-  .pd-q { max-width: 92%; }
-}
-</style>
-</head>
-<body>
-<header>
-  <h1 id="pd-title">Policy Desk</h1>
-  <p id="pd-scope">Answers quote and cite the articles; when they don't cover a question, it says so.</p>
-</header>
-<main id="pd-log" aria-live="polite">
-  <div class="pd-hint">
-    <p id="pd-knows">{{SCOPE}}.</p>
-    <p>Ask a question about them. Each answer links to the quoted passage in its article.</p>
-  </div>
-</main>
-<form id="pd-form" data-max="{{MAX_CHARS}}" aria-label="Ask a question">
-  <textarea id="pd-question" rows="2" maxlength="{{MAX_CHARS}}" placeholder="Ask about the articles…" aria-label="Your question"></textarea>
-  <button type="submit" id="pd-send">Ask</button>
-</form>
-<script>
 "use strict";
 // Every piece of text from the server or the URL goes in as text (textContent, text nodes);
 // nothing is parsed as HTML. No cookies or storage: a cross-site frame may be denied them.
+// The options (theme, language, accent, filters, ...) were checked by the server (routes/embed.py)
+// and arrive as JSON data, with this page's translations (i18n.py).
 (function () {
   var params = new URLSearchParams(location.search);
+  var config = JSON.parse(document.getElementById("pd-config").textContent);
+  var MESSAGES = config.messages || {};
   var API = "api/";  // relative: works at the site root and under a proxy's path prefix
   var log = document.getElementById("pd-log");
+  var thread = document.getElementById("pd-thread");
   var form = document.getElementById("pd-form");
   var box = document.getElementById("pd-question");
   var send = document.getElementById("pd-send");
-  var maxChars = parseInt(form.dataset.max, 10) || 2000;
-  var theme = params.get("theme");
-  if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
-  var title = (params.get("title") || "").trim().slice(0, 80);
-  if (title) { document.getElementById("pd-title").textContent = title; document.title = title; }
-  var sources = params.getAll("source").map(function (s) { return s.trim(); })
-    .filter(Boolean).slice(0, 20);
-  if (sources.length) document.getElementById("pd-scope").textContent = "Answers from " + sources.join(", ") + " only.";
+  var maxChars = config.max_chars || 2000;
+  var filters = config.filters || {};
   var history = [];
   var busy = false;
   var turns = 0;
+
+  // A fixed string in the page's language: `t("Source {n}", {n: 2})`. Extracted by `make i18n`.
+  function t(message, values) {
+    var text = MESSAGES[message] || message;
+    return values ? text.replace(/\{(\w+)\}/g, function (all, name) {
+      return name in values ? String(values[name]) : all;
+    }) : text;
+  }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -161,23 +56,23 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
     var question = box.value.trim();
     if (!question || busy) return;
     busy = true; send.disabled = true;
-    var hint = log.querySelector(".pd-hint");
+    var hint = thread.querySelector(".pd-hint");
     if (hint) hint.remove();
     var turn = el("section", "pd-turn");
     turn.dataset.turn = String(++turns);
     var answer = el("div", "pd-a");
-    var text = el("p", "pd-text pd-pending", "Searching the articles…");
+    var text = el("p", "pd-text pd-pending", t("Searching the articles…"));
     answer.append(text);
     answer.setAttribute("aria-busy", "true");
     turn.append(el("p", "pd-q", question), answer);
-    log.append(turn);
+    thread.append(turn);
     log.scrollTop = log.scrollHeight;
     var asked = {question: question, history: history.slice(-5)};
-    if (sources.length) asked.filters = {sources: sources};
+    if (Object.keys(filters).length) asked.filters = filters;
     try {
       var res = await fetch(API + "ask/stream", {
         method: "POST", headers: {"Content-Type": "application/json", "Accept": "text/event-stream",
-                                  "X-Desk-Channel": "embed"},
+                                  "Accept-Language": config.lang, "X-Desk-Channel": "embed"},
         body: JSON.stringify(asked), credentials: "omit", cache: "no-store"
       });
       if (!res.ok) throw new Error(await problem(res));
@@ -192,15 +87,15 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
         } else if (event === "answer") {
           result = data;
         } else if (event === "error") {
-          throw new Error(data.detail || "Something went wrong. Please try again.");
+          throw new Error(data.detail || t("Something went wrong. Please try again."));
         }
       });
-      if (!result) throw new Error("The answer was cut off. Please try again.");
+      if (!result) throw new Error(t("The answer was cut off. Please try again."));
       render(answer, result, turn.dataset.turn);
       answer.append(actions(asked, result, turn.dataset.turn));
       history.push(question);
     } catch (err) {
-      answer.replaceChildren(el("p", "pd-error", (err && err.message) || "Something went wrong. Please try again."));
+      answer.replaceChildren(el("p", "pd-error", (err && err.message) || t("Something went wrong. Please try again.")));
       answer.classList.add("pd-failed");
     } finally {
       busy = false; send.disabled = false;
@@ -218,9 +113,9 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
         : (Array.isArray(data.detail) && data.detail[0] && data.detail[0].msg) || "";
     } catch (e) { /* not JSON: fall through */ }
     if (res.status === 429) {
-      return detail || "Too many questions at once. Please wait " + (res.headers.get("Retry-After") || "a few") + " seconds.";
+      return detail || t("Too many questions at once. Please wait {wait} s.", {wait: res.headers.get("Retry-After") || "10"});
     }
-    return detail || "The assistant could not answer (HTTP " + res.status + "). Please try again.";
+    return detail || t("The assistant could not answer (HTTP {status}). Please try again.", {status: res.status});
   }
 
   async function readEvents(res, onEvent) {
@@ -254,11 +149,11 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
       details.id = "pd-note-" + turnId + "-" + c.n;
       var summary = el("summary");
       summary.append(el("span", "pd-n", "[" + c.n + "] "), el("span", "pd-title", c.title || c.article_id));
-      summary.append(el("span", "pd-meta", " — " + [c.source, c.date || "date unknown"].filter(Boolean).join(", ")));
+      summary.append(el("span", "pd-meta", " — " + [c.source, c.date || t("date unknown")].filter(Boolean).join(", ")));
       details.append(summary, el("blockquote", "pd-quote", "“" + c.quote + "”"));
       var url = safeUrl(c.link || "");  // the article, opened at the quote (a text fragment)
       if (url) {
-        var link = el("a", "pd-link", "Open the article at the quote ↗");
+        var link = el("a", "pd-link", t("Open the article at the quote") + " ↗");
         link.href = url;
         link.target = "_blank";
         link.rel = "noopener noreferrer";
@@ -275,7 +170,7 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
       var note = notes.get(part);
       if (!note) return;  // the server drops numbers that point nowhere; so do we
       var ref = button("pd-ref", "[" + part + "]");
-      ref.setAttribute("aria-label", "Source " + part);
+      ref.setAttribute("aria-label", t("Source {n}", {n: part}));
       ref.setAttribute("aria-controls", note.id);
       ref.addEventListener("click", function () {
         note.open = true;
@@ -293,10 +188,10 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
         var url = safeUrl(a.url);
         var name = el(url ? "a" : "span", "pd-title", a.title || a.article_id);
         if (url) { name.href = url; name.target = "_blank"; name.rel = "noopener noreferrer"; }
-        item.append(name, el("span", "pd-meta", " — " + [a.source, a.date || "date unknown"].filter(Boolean).join(", ")));
+        item.append(name, el("span", "pd-meta", " — " + [a.source, a.date || t("date unknown")].filter(Boolean).join(", ")));
         near.append(item);
       });
-      answer.append(el("p", "pd-notice", "The closest articles I have:"), near);
+      answer.append(el("p", "pd-notice", t("The closest articles I have:")), near);
     }
     if (notes.size) answer.append(list);
   }
@@ -306,26 +201,26 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
     var wrap = el("div");
     var bar = el("div", "pd-actions");
     bar.setAttribute("role", "group");
-    bar.setAttribute("aria-label", "This answer");
+    bar.setAttribute("aria-label", t("This answer"));
     var status = el("span", "pd-status");
     status.setAttribute("role", "status");
-    var up = button("pd-rate"), down = button("pd-rate"), copy = button("pd-copy", "Copy");
-    up.append(icon(THUMB_UP), " Helpful");
-    down.append(icon(THUMB_DOWN), " Not helpful");
+    var up = button("pd-rate"), down = button("pd-rate"), copy = button("pd-copy", t("Copy"));
+    up.append(icon(THUMB_UP), " " + t("Helpful"));
+    down.append(icon(THUMB_DOWN), " " + t("Not helpful"));
     up.dataset.rating = "up";
     down.dataset.rating = "down";
-    copy.title = "Copy the answer with its sources and links, as Markdown";
+    copy.title = t("Copy the answer with its sources and links, as Markdown");
     [up, down].forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
     bar.append(up, down, copy, status);
 
     var comment = el("form", "pd-comment");
     comment.hidden = true;
     var boxId = "pd-comment-" + turnId;
-    var label = el("label", "", "What was right or wrong? (optional)");
+    var label = el("label", "", t("What was right or wrong? (optional)"));
     label.htmlFor = boxId;
     var note = el("textarea");
     note.id = boxId; note.rows = 2; note.maxLength = 2000;
-    var sendNote = el("button", "", "Send");
+    var sendNote = el("button", "", t("Send"));
     sendNote.type = "submit";
     comment.append(label, note, sendNote);
     wrap.append(bar, comment);
@@ -349,7 +244,7 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
         }
         up.setAttribute("aria-pressed", String(rating === "up"));
         down.setAttribute("aria-pressed", String(rating === "down"));
-        status.textContent = "Thanks! Tell us more below, if you like.";
+        status.textContent = t("Thanks! Tell us more below, if you like.");
         comment.hidden = false;
         note.focus();
       } catch (err) {
@@ -364,7 +259,7 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
       try {
         await feedback("PATCH", "feedback/" + entry.id, {token: entry.token, comment: note.value.trim()});
         comment.hidden = true;
-        status.textContent = "Comment sent. Thank you!";
+        status.textContent = t("Comment sent. Thank you!");
         up.getAttribute("aria-pressed") === "true" ? up.focus() : down.focus();
       } catch (err) { status.textContent = err.message; }
     });
@@ -375,7 +270,7 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
       var ask = new URL("./", location.href);
       ask.searchParams.set("q", asked.question);
       var ok = await toClipboard(clipboardMarkdown(asked.question, result, ask.href));
-      status.textContent = ok ? "Copied the answer and its sources." : "Your browser did not allow copying.";
+      status.textContent = ok ? t("Copied the answer and its sources.") : t("Your browser did not allow copying.");
     });
     return wrap;
   }
@@ -396,7 +291,8 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
 
   async function feedback(method, path, body) {
     var res = await fetch(API + path, {
-      method: method, headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+      method: method, headers: {"Content-Type": "application/json", "Accept-Language": config.lang},
+      body: JSON.stringify(body),
       credentials: "omit", cache: "no-store"
     });
     if (!res.ok) throw new Error(await problem(res));
@@ -440,10 +336,70 @@ textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: -1px;
     return lines.join("\n");
   }
 
+  // --- fitting the host site ------------------------------------------------------------
+  // An accent colour (checked by the server, and here by the browser's own parser): the question
+  // bubble and the send button take it, with white or near-black text, whichever reads better;
+  // links take it only where it reads as text on the page's background (WCAG AA, 4.5:1).
+  function rgb(colour) {
+    var probe = el("span");
+    probe.style.color = colour;
+    document.body.append(probe);
+    var parts = getComputedStyle(probe).color.match(/[\d.]+/g).slice(0, 3).map(Number);
+    probe.remove();
+    return parts;
+  }
+  function luminance(c) {
+    var l = c.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+  }
+  function contrast(a, b) {
+    var x = luminance(a), y = luminance(b);
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+  }
+  function applyAccent() {
+    var root = document.documentElement.style;
+    if (!config.accent || !CSS.supports("color", config.accent)) return;
+    root.setProperty("--accent", config.accent);
+    var accent = rgb(config.accent);
+    var bg = rgb(getComputedStyle(document.body).backgroundColor);
+    root.setProperty("--on-accent", contrast(accent, [255, 255, 255]) >= contrast(accent, [13, 17, 23]) ? "#ffffff" : "#0d1117");
+    root.setProperty("--link", contrast(accent, bg) >= 4.5 ? config.accent : "var(--fg)");
+  }
+  applyAccent();
+  // "auto": the system's setting can change while the page is open; the link colour follows.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", applyAccent);
+
+  // Suggested questions (the widget's data-suggest): a click asks one.
+  thread.querySelectorAll(".pd-suggestion").forEach(function (b) {
+    b.addEventListener("click", function () { box.value = b.textContent; ask(); });
+  });
+
+  // --- the widget's frame (widget.js): its height, and focus when its panel opens ---------------
+  // Messages go to the host's origin only (never "*"), and only from it are they read.
+  var host = config.host_origin;
+  if (host && window.parent !== window) {
+    var header = document.querySelector("header");
+    var sent = 0;
+    var report = function () {
+      var height = Math.ceil(header.getBoundingClientRect().height + thread.getBoundingClientRect().height
+                             + form.getBoundingClientRect().height + 24);  // + #pd-log's padding and borders
+      if (height === sent) return;
+      sent = height;
+      window.parent.postMessage({type: "policy-desk:height", height: height}, host);
+    };
+    new ResizeObserver(report).observe(thread);
+    window.addEventListener("resize", report);
+    window.addEventListener("message", function (ev) {
+      if (ev.origin !== host || ev.source !== window.parent || !ev.data || typeof ev.data !== "object") return;
+      if (ev.data.type === "policy-desk:open") box.focus();
+    });
+    document.addEventListener("keydown", function (ev) {  // Escape closes the widget's panel
+      if (ev.key === "Escape") window.parent.postMessage({type: "policy-desk:close"}, host);
+    });
+    report();
+  }
+
   // A shared link (`/embed?q=…`) asks its question on load.
   var shared = (params.get("q") || "").trim().slice(0, maxChars);
   if (shared) { box.value = shared; ask(); }
 })();
-</script>
-</body>
-</html>
