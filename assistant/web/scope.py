@@ -47,13 +47,12 @@ class Scope:
         if self.first_date:
             span = (self.first_date if self.first_date == self.last_date
                     else t.gettext("{first} to {last}").format(first=self.first_date, last=self.last_date))
-            line += ", " + span
             if self.undated:
-                line += " " + t.ngettext("({count:,} of unknown date)", "({count:,} of unknown date)",
-                                         self.undated).format(count=self.undated)
+                span = t.gettext("{dates} {undated}").format(dates=span, undated=t.ngettext(
+                    "({count:,} of unknown date)", "({count:,} of unknown date)", self.undated).format(count=self.undated))
         else:
-            line += ", " + t.gettext("date unknown")
-        return line
+            span = t.gettext("date unknown")
+        return t.gettext("{articles}, {dates}").format(articles=line, dates=span)
 
     def to_dict(self) -> dict:
         return {"outlets": [{"name": n, "articles": a} for n, a in self.outlets],

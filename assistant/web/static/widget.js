@@ -92,7 +92,7 @@
 
   var launcher = null, panel = null;
   function open(show) {
-    if (!frame.src) frame.src = page.href;  // the chat loads when first opened
+    if (show && !frame.src) frame.src = page.href;  // the chat loads when first opened
     panel.hidden = !show;
     launcher.setAttribute("aria-expanded", String(show));
     launcher.textContent = show ? "×" : label;
@@ -125,12 +125,6 @@
     launcher.style[edge] = "20px";
     launcher.type = "button";
     launcher.id = "policy-desk-launcher";
-    if (accent) {  // white or near-black text on the accent, whichever reads better
-      launcher.style.color = "#fff";
-      var probe = getComputedStyle(launcher).backgroundColor.match(/[\d.]+/g).slice(0, 3).map(Number);
-      var lum = probe.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
-      if (0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] > 0.179) launcher.style.color = "#0d1117";
-    }
     panel = style(document.createElement("div"), {
       position: "fixed", bottom: "76px", zIndex: "2147483000", width: "min(400px, calc(100vw - 32px))",
       borderRadius: "12px", overflow: "hidden", boxShadow: "0 8px 30px rgba(0,0,0,.3)",
@@ -144,9 +138,19 @@
     launcher.setAttribute("aria-controls", panel.id);
     panel.append(frame);
     launcher.addEventListener("click", function () { open(panel.hidden); });
+    frame.addEventListener("load", function () {  // opened before the chat had loaded: focus it now
+      if (!panel.hidden) frame.contentWindow.postMessage({type: "policy-desk:open"}, deskOrigin);
+    });
     document.addEventListener("keydown", function (ev) { if (ev.key === "Escape" && !panel.hidden) open(false); });
     open(false);
     document.body.append(panel, launcher);
+    if (accent) {  // white or near-black text on the accent, whichever reads better (computed once shown)
+      var lum = getComputedStyle(launcher).backgroundColor.match(/[\d.]+/g).slice(0, 3).map(function (v) {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+      });
+      if (0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] > 0.179) launcher.style.color = "#0d1117";
+    }
   }
 
   // The embedded page says how tall its content is; only that frame, from the desk's origin, is heard.
