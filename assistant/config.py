@@ -182,8 +182,9 @@ class WebSettings:
                                 "`X-Forwarded-For` entry (behind a reverse proxy)", _flag)
     examples: tuple[str, ...] = setting(EXAMPLES, "ASSISTANT_EXAMPLES", "example questions under the chat, "
                                         "`a|b` (\"\": none)", _examples, empty=())
-    embed_allowed_origins: tuple[str, ...] = setting((), "EMBED_ALLOWED_ORIGINS", "sites that may frame `/embed` "
-                                                     "and call `/api/*` from a browser (comma-separated)", _origins)
+    embed_allowed_origins: tuple[str, ...] = setting((), "EMBED_ALLOWED_ORIGINS", "sites that may embed the chat "
+                                                     "(`widget.js`, a frame of `/embed`) and call `/api/*` from a browser "
+                                                     "(comma-separated)", _origins)
     rate_limit: str = setting("20/minute", "ASSISTANT_RATE_LIMIT", "questions per client address, "
                               "chat and API together", _rate_limit)
     rate_limit_storage: str = setting("memory://", "ASSISTANT_RATE_LIMIT_STORAGE", "where those counts live: "
