@@ -25,8 +25,6 @@ from importlib import resources
 LOCALES = ("en", "zh_Hans", "ru", "ar")
 DEFAULT = "en"
 DOMAIN = "messages"
-# What a translator must not change: the placeholders' names ("{wait}") and the product's name.
-NOT_TRANSLATED = ("Policy Desk",)
 
 
 def N_(message: str) -> str:
@@ -50,7 +48,6 @@ class Language:
     code: str  # gettext's name: "zh_Hans"
     tag: str  # BCP 47, for `<html lang>`: "zh-Hans"
     direction: str  # "ltr" or "rtl"
-    name: str  # in its own language: "中文 (简体)"
 
 
 @cache
@@ -58,8 +55,7 @@ def language(code: str) -> Language:
     from babel import Locale
 
     locale = Locale.parse(code)
-    return Language(code=code, tag=code.replace("_", "-"), direction=locale.text_direction,
-                    name=locale.display_name or code)
+    return Language(code=code, tag=code.replace("_", "-"), direction=locale.text_direction)
 
 
 def supported(tag: str) -> str | None:

@@ -18,6 +18,7 @@ from .i18n import N_
 from .indexing.store import Store
 from .retrieval.followup import contextualize
 from .retrieval.hybrid import Retriever
+from .text import folded
 from .schema import Answer, Filters, Hit
 
 HISTORY_KEPT = 3  # earlier questions a follow-up may lean on (the rule uses 1, a model's rewrite 3)
@@ -33,8 +34,7 @@ class Assistant:
     on_retrieval: Callable[[float], None] | None = None
 
     def check_question(self, question: str) -> str:
-        question = " ".join((question or "").split())  # folds newlines and tabs
-        question = "".join(ch for ch in question if ch.isprintable())
+        question = folded(question)  # newlines and tabs folded, control characters dropped
         if not question:
             raise BadQuestion(N_("Please type a question."))
         if len(question) > self.settings.answers.max_question_chars:

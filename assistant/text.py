@@ -27,6 +27,12 @@ RECENT = re.compile(r"\b(?:(?:this|last|past) (?:week|weekend|month|year)|recent
                     r"yesterday|currently|so far)\b", re.IGNORECASE)
 
 
+def folded(text) -> str:
+    """One line of printable text: white space folded to single spaces, control and format
+    characters (a NUL, a bidi override) dropped. What a reader or a site owner typed, as used."""
+    return "".join(ch for ch in " ".join(str(text or "").split()) if ch.isprintable())
+
+
 def shown(text) -> str:
     """Text fit for one line of what the command line prints: control characters (a newline, an
     ANSI escape, a bidi override…) are shown escaped (`\\n`, `\\x1b`), so text from a file name, an

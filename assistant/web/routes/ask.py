@@ -26,13 +26,14 @@ SOMETHING_WRONG = N_("Something went wrong on our side. Please try again.")
 @router.post("/ask", response_model=AnswerOut, dependencies=ASKING, responses=PROBLEMS,
              summary="A cited answer")  # no `verification` without a model; a `link` may be null
 def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
+    lang = language(request)
     try:
         with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
             answer = web.assistant.ask(body.question, body.history, body.filters.filters())
             answered(answer)
-        return in_language(AnswerOut.of(answer), language(request))
+        return in_language(AnswerOut.of(answer), lang)
     except AssistantError as exc:  # e.g. the index is not there
-        raise HTTPException(503, detail=i18n.say(language(request), exc)) from None
+        raise HTTPException(503, detail=i18n.say(lang, exc)) from None
 
 
 @router.post("/ask/stream", response_class=EventSourceResponse, dependencies=ASKING, responses=PROBLEMS,
@@ -42,7 +43,7 @@ def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
                          "deltas are its draft as it is generated; `answer` holds the verified text, which "
                          "replaces the draft.")
 def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEvent]:
-    streamed = False
+    streamed, lang = False, language(request)
     try:
         with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
             for piece in web.assistant.ask_stream(body.question, body.history, body.filters.filters()):
@@ -51,13 +52,13 @@ def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEven
                     yield ServerSentEvent(event="delta", data={"text": piece})
                 else:
                     answered(piece)
-                    result = in_language(AnswerOut.of(piece), language(request))
+                    result = in_language(AnswerOut.of(piece), lang)
     except AssistantError as exc:
-        yield ServerSentEvent(event="error", data={"detail": i18n.say(language(request), exc)})
+        yield ServerSentEvent(event="error", data={"detail": i18n.say(lang, exc)})
         return
     except Exception:
         log.exception("answering %r failed", body.question[:200])
-        yield ServerSentEvent(event="error", data={"detail": i18n.say(language(request), SOMETHING_WRONG)})
+        yield ServerSentEvent(event="error", data={"detail": i18n.say(lang, SOMETHING_WRONG)})
         return
     if not streamed:
         # The extractive answer arrives whole; it is sent in pieces so the widget shows text

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ... import i18n
+from ...text import folded
 from ..deps import Web
 from ..scope import desk_scope
 
@@ -45,9 +46,8 @@ ORIGIN = re.compile(r"https?://[a-z0-9.-]+(?::\d{1,5})?|https?://\[[0-9a-f:.]+\]
 
 
 def text(value: str | None, limit: int) -> str:
-    """Untrusted text for the page: printable characters only, white space folded, at most `limit`."""
-    value = "".join(ch for ch in (value or "") if ch.isprintable() or ch.isspace())
-    return " ".join(value.split())[:limit]
+    """Untrusted text for the page: one line of printable characters (`folded`), at most `limit`."""
+    return folded(value)[:limit]
 
 
 def day(value: str | None) -> str:
@@ -138,7 +138,7 @@ def embed_sources() -> str:
 
 
 def embed_page(options: EmbedOptions, scope: str, max_chars: int) -> str:
-    """The page for `options`, in its language; `scope`: what the desk holds, in English."""
+    """The page for `options`, in its language; `scope`: what the desk holds, in that language too."""
     from markupsafe import Markup
 
     template = _environment(options.lang).get_template("embed.html")

@@ -70,7 +70,9 @@
   query.set("origin", here);
   if (theme !== "auto") query.set("theme", theme);
   if (accent) query.set("accent", accent);
-  [["title", 80], ["placeholder", 120], ["welcome", 240], ["source", 100]].forEach(function (option) {
+  var title = text("title", 80);
+  if (title) query.set("title", title);
+  [["placeholder", 120], ["welcome", 240], ["source", 100]].forEach(function (option) {
     var value = text(option[0], option[1]);
     if (value) query.set(option[0], value);
   });
@@ -82,7 +84,7 @@
   function style(node, rules) { for (var k in rules) node.style[k] = rules[k]; return node; }
   var frame = style(document.createElement("iframe"), {border: "0", width: "100%", height: "420px",
                                                         display: "block", colorScheme: "normal"});
-  frame.title = text("title", 80) || t("Policy Desk chat");
+  frame.title = title || t("Policy Desk chat");
   frame.setAttribute("allow", "clipboard-write");
   var minHeight = 320, maxHeight = 640;
   function fit(height) {
