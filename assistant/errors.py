@@ -12,6 +12,11 @@
     └── BadFeedback          a reader's feedback that cannot be stored as sent (too long, unknown rating)
 """
 
+from .i18n import N_
+
+# What a reader is told when something failed that they cannot act on (the log has the rest).
+SOMETHING_WRONG = N_("Something went wrong on our side. Please try again.")
+
 
 class AssistantError(Exception):
     """Base class: `str(error)` is a message fit to show a user, in English.

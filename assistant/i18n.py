@@ -104,6 +104,13 @@ def pick(lang: str | None = None, accept_language: str | None = None) -> str:
     return DEFAULT
 
 
+def of_request(request) -> str:
+    """The locale a request's person reads: its `Accept-Language` (`/embed` sends the widget's
+    `data-lang` so), else English. `request`: Starlette's or Gradio's (anything with `headers`)."""
+    headers = getattr(request, "headers", None)
+    return pick(None, headers.get("accept-language") if headers is not None else None)
+
+
 @cache
 def catalogue(code: str):
     """The Babel catalogue of `code` (its `.po` file); None for English, the source language."""
@@ -148,11 +155,12 @@ def say(code: str, message) -> str:
     return t.gettext(str(message))
 
 
-def script_messages(code: str, script: str) -> dict[str, str]:
-    """The translations a page's script (`web/static/<script>`) uses, msgid → text, for the page
-    to carry as JSON; {} in English. Found by where each message was extracted from."""
+def messages_of(code: str, source: str) -> dict[str, str]:
+    """The translations of the strings marked in one file (`source`: the end of its path, e.g.
+    "static/embed.js"), msgid → text, for a page to carry; {} in English. Found by where each
+    message was extracted from."""
     found = catalogue(code)
     if found is None:
         return {}
     return {m.id: m.string for m in found if m.id and isinstance(m.id, str) and m.string and not m.fuzzy
-            and any(path.endswith(f"static/{script}") for path, _ in m.locations)}
+            and any(path.endswith(source) for path, _ in m.locations)}

@@ -79,12 +79,21 @@ def test_each_catalogue_translates_every_string_the_code_marks(code):
     assert list(catalogue.check()) == []  # Babel's own checks (plural forms, format strings)
 
 
+def test_no_marked_string_hides_in_an_f_string():
+    """Python 3.11 reads an f-string as one token: Babel cannot see `N_("…")` inside one, so the
+    string would never reach a catalogue (and the test above could not tell)."""
+    hidden = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "assistant").rglob("*.py")
+              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+              if re.search(r"""\bf(["']).*\b(N_|gettext|ngettext)\(""", line)]
+    assert hidden == []
+
+
 def test_the_scripts_get_their_own_strings_only():
-    embed, widget = i18n.script_messages("ru", "embed.js"), i18n.script_messages("ru", "widget.js")
+    embed, widget = i18n.messages_of("ru", "static/embed.js"), i18n.messages_of("ru", "static/widget.js")
     assert "Helpful" in embed and "Helpful" not in widget
     assert "Close the chat" in widget and "Close the chat" not in embed
     assert "Please type a question." not in embed  # a server message stays on the server
-    assert i18n.script_messages("en", "embed.js") == {}
+    assert i18n.messages_of("en", "static/embed.js") == {}
 
 
 # --- the API in the reader's language ------------------------------------------------------------

@@ -47,16 +47,10 @@ async def shared(request: Request) -> Shared:
 Web = Annotated[Shared, Depends(shared)]
 
 
-def language(request: Request) -> str:
-    """The locale a person's messages are written in: their `Accept-Language` (`/embed` sends
-    the widget's `data-lang` so), else English (`i18n.pick`)."""
-    return i18n.pick(None, request.headers.get("accept-language"))
-
-
 def _limit(request: Request, wait: int, refusal: Callable[[int], str]) -> None:
     """429 with `Retry-After` when the request is over its limit."""
     if wait:
-        raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=i18n.say(language(request), refusal(wait)))
+        raise HTTPException(429, headers={"Retry-After": str(wait)}, detail=i18n.say(i18n.of_request(request), refusal(wait)))
 
 
 def rate_limited(request: Request, web: Web) -> None:
@@ -81,7 +75,7 @@ async def _holding(request: Request, capacity: Capacity,
         busy = capacity.busy()
         if on_busy is not None:
             on_busy()
-        raise HTTPException(503, detail=i18n.say(language(request), busy), headers={"Retry-After": str(busy.retry_after)})
+        raise HTTPException(503, detail=i18n.say(i18n.of_request(request), busy), headers={"Retry-After": str(busy.retry_after)})
     try:
         yield
     finally:
@@ -105,7 +99,7 @@ def _checked(request: Request, body: AskIn, assistant: Assistant) -> None:
         assistant.earlier_questions(body.history, strict=True)
         Filters.parse(f.sources, f.since, f.until)  # real dates, as the chat checks them
     except BadQuestion as exc:
-        raise HTTPException(422, detail=i18n.say(language(request), exc)) from None
+        raise HTTPException(422, detail=i18n.say(i18n.of_request(request), exc)) from None
 
 
 def checked_ask(request: Request, body: AskIn, web: Web) -> AskIn:

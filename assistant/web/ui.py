@@ -15,15 +15,17 @@ import re
 from contextlib import nullcontext
 from typing import Callable, Iterator, Sequence
 
+from .. import i18n
 from ..config import WebSettings
-from ..errors import AssistantError
+from ..errors import SOMETHING_WRONG, AssistantError
+from ..i18n import N_
 from ..feedback import MAX_COMMENT, FeedbackStore, answer_settings, feedback_path, over_limit
 from ..schema import Answer, ArticleRef, Citation, Filters
 from .capacity import Capacity
 from .observe import Observer
 from .scope import Scope, desk_scope
 from .schemas import CitationOut
-from .share import clipboard_markdown, date_label, quote_link, safe_url
+from .share import clipboard_markdown, quote_link, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -82,28 +84,38 @@ def user_message(question: str) -> dict:
     return {"role": "user", "content": md_escape(question)}
 
 
-def source_line(c: Citation) -> str:
+def _dated(date: str, lang: str) -> str:
+    """An article's date, or "date unknown" in the reader's language."""
+    return date or i18n.say(lang, N_("date unknown"))
+
+
+def source_line(c: Citation, lang: str = i18n.DEFAULT) -> str:
     chunk = c.hit.chunk
     parts = [md_escape(chunk.title or chunk.article_id)]
-    meta = ", ".join(md_escape(x) for x in (chunk.source, date_label(chunk.date)) if x)
+    meta = ", ".join(md_escape(x) for x in (chunk.source, _dated(chunk.date, lang)) if x)
     line = f"[\\[{c.n}\\]](#source-{c.n}) " + " — ".join(p for p in (parts[0], meta) if p)
     link = quote_link(chunk.url, c.quote)
-    return line + (f" · [open at the quote](<{link}>)" if link else "")
+    opens = md_escape(i18n.say(lang, N_("open at the quote")))
+    return line + (f" · [{opens}](<{link}>)" if link else "")
 
 
-def answer_markdown(answer: Answer) -> str:
-    """The chat message: the answer with `[n]` as links to its source card, then the source list."""
+def answer_markdown(answer: Answer, lang: str = i18n.DEFAULT) -> str:
+    """The chat message: the answer with `[n]` as links to its source card, then the source list;
+    the fixed wording (a refusal, notices, headings) in `lang`, the articles' words as written."""
+    notice = i18n.say(lang, answer.notice) if answer.notice else ""
     if answer.refused:
-        closest = "".join(f"\n- {article_line(a)}" for a in answer.closest)
-        return (md_escape(answer.text) + (f"\n\n*{md_escape(answer.notice)}*" if answer.notice else "")
-                + (f"\n\nThe closest articles I have:{closest}" if closest else ""))
+        closest = "".join(f"\n- {article_line(a, lang)}" for a in answer.closest)
+        named = md_escape(i18n.say(lang, N_("The closest articles I have:")))
+        return (md_escape(i18n.say(lang, answer.text)) + (f"\n\n*{md_escape(notice)}*" if notice else "")
+                + (f"\n\n{named}{closest}" if closest else ""))
     pieces = _CITE.split(answer.text)  # text, n, text, n, ...
     # Each text piece keeps its own edge spaces: "… University [1] China …" never runs together.
     body = "".join(_spaced(p) if i % 2 == 0 else f"[\\[{p}\\]](#source-{p})" for i, p in enumerate(pieces))
     body = (f"**{md_escape(answer.lead)}** — " if answer.lead else "") + body
-    sources = "\n".join(f"- {source_line(c)}" for c in answer.citations)
-    note = "".join(f"\n\n*{md_escape(line)}*" for line in (answer.notice, verification_line(answer)) if line)
-    return f"{body}{note}\n\n**Sources**\n{sources}"
+    sources = "\n".join(f"- {source_line(c, lang)}" for c in answer.citations)
+    note = "".join(f"\n\n*{md_escape(line)}*" for line in (notice, verification_line(answer, lang)) if line)
+    heading = md_escape(i18n.say(lang, N_("Sources")))
+    return f"{body}{note}\n\n**{heading}**\n{sources}"
 
 
 def _spaced(text: str) -> str:
@@ -113,35 +125,38 @@ def _spaced(text: str) -> str:
     return (" " if text[0].isspace() else "") + md_escape(text) + (" " if text[-1].isspace() else "")
 
 
-def article_line(a: ArticleRef) -> str:
+def article_line(a: ArticleRef, lang: str = i18n.DEFAULT) -> str:
     """An article named (not cited) in Markdown: title — outlet, date · link."""
-    meta = ", ".join(md_escape(x) for x in (a.source, date_label(a.date)) if x)
+    meta = ", ".join(md_escape(x) for x in (a.source, _dated(a.date, lang)) if x)
     url = safe_url(a.url)
-    return f"{md_escape(a.title or a.article_id)} — {meta}" + (f" · [link](<{url}>)" if url else "")
+    link = md_escape(i18n.say(lang, N_("link")))
+    return f"{md_escape(a.title or a.article_id)} — {meta}" + (f" · [{link}](<{url}>)" if url else "")
 
 
-def verification_line(answer: Answer) -> str:
+def verification_line(answer: Answer, lang: str = i18n.DEFAULT) -> str:
     """What the check of a language model's answer found, in one line ("" without a model)."""
     v = answer.verification
     if not v or v.outcome != "answered":
         return ""
+    t = i18n.translations(lang)
     statuses = [s.status for s in v.sentences]
     kept = sum(s != "unsupported" for s in statuses)
-    parts = [f"✓ {kept} of {len(statuses)} sentence{'s' if len(statuses) != 1 else ''} the model wrote "
-             f"checked against the cited passage"]
-    if statuses.count("corrected"):
-        parts.append(f"{statuses.count('corrected')} citation number{'s' if statuses.count('corrected') != 1 else ''} "
-                     "corrected")
-    if statuses.count("unsupported"):
-        parts.append(f"{statuses.count('unsupported')} unsupported sentence"
-                     f"{'s' if statuses.count('unsupported') != 1 else ''} removed")
+    parts = [t.ngettext("✓ {kept} of {total} sentence the model wrote checked against the cited passage",
+                        "✓ {kept} of {total} sentences the model wrote checked against the cited passage",
+                        len(statuses)).format(kept=kept, total=len(statuses))]
+    if n := statuses.count("corrected"):
+        parts.append(t.ngettext("{n} citation number corrected", "{n} citation numbers corrected", n).format(n=n))
+    if n := statuses.count("unsupported"):
+        parts.append(t.ngettext("{n} unsupported sentence removed", "{n} unsupported sentences removed", n).format(n=n))
     return "; ".join(parts) + "."
 
 
-def sources_html(answer: Answer) -> str:
+def sources_html(answer: Answer, lang: str = i18n.DEFAULT) -> str:
     """Source cards: each cited passage with its quote highlighted, verbatim from the article."""
     if answer.refused or not answer.citations:
-        return "<p class='pd-empty'>No sources: the answer cites nothing.</p>"
+        return "<p class='pd-empty'>" + html.escape(i18n.say(lang, N_("No sources: the answer cites nothing."))) + "</p>"
+    opens = i18n.say(lang, N_("Opens the article at the quote"))
+    context = i18n.say(lang, N_("Passage in context"))
     cards = []
     for c in answer.citations:
         chunk = c.hit.chunk
@@ -154,23 +169,28 @@ def sources_html(answer: Answer) -> str:
         url = quote_link(chunk.url, c.quote)
         title = html.escape(chunk.title or chunk.article_id)
         link = (f"<a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener noreferrer' "
-                f"title='Opens the article at the quote'>{title}</a>" if url else title)
-        meta = " · ".join(html.escape(x) for x in (chunk.source, date_label(chunk.date)) if x)
+                f"title='{html.escape(opens, quote=True)}'>{title}</a>" if url else title)
+        meta = " · ".join(html.escape(x) for x in (chunk.source, _dated(chunk.date, lang)) if x)
         cards.append(
             f"<div class='pd-source' id='source-{c.n}'><div><strong>[{c.n}]</strong> {link}</div>"
             f"<div class='pd-meta'>{meta}</div><blockquote>“{html.escape(c.quote)}”</blockquote>"
-            f"<details><summary>Passage in context</summary><p>{passage.replace(chr(10), '<br>')}</p></details></div>")
+            f"<details><summary>{html.escape(context)}</summary><p>{passage.replace(chr(10), '<br>')}</p></details></div>")
     return "\n".join(cards)
 
 
-def header_markdown(scope: Scope) -> str:
+def header_markdown(scope: Scope, lang: str = i18n.DEFAULT) -> str:
     """The chat's heading: what the desk holds, and what it does with it."""
     if not scope.articles:
-        return "# Policy Desk\nNo articles yet: run `python -m assistant ingest`."
-    rest = scope.describe()[len(scope.count_text):]  # " from …, dates" or ", date unknown"
-    what = f"**{scope.count_text}**" + (" " if rest.startswith(" ") else "") + md_escape(rest)
-    return (f"# Policy Desk\n{what}. Answers quote and cite "
-            "the passage each claim comes from; if the articles don't cover a question, it says so.")
+        return "# Policy Desk\n" + md_escape(i18n.say(lang, N_("No articles yet: run `python -m assistant ingest`.")))
+    t = i18n.translations(lang)
+    line, count = scope.describe(t), scope.count_in(t)
+    rest = line[len(count):]  # " from …, dates" or ", date unknown"
+    what = (f"**{md_escape(count)}**" + (" " if rest.startswith(" ") else "") + md_escape(rest)
+            if line.startswith(count) else md_escape(line))
+    what = t.gettext("{scope}.").format(scope=what)
+    does = md_escape(t.gettext("Answers quote and cite the passage each claim comes from; "
+                               "if the articles don't cover a question, it says so."))
+    return f"# Policy Desk\n{what} {does}"
 
 
 def user_questions(history: Sequence[dict]) -> list[str]:
@@ -206,14 +226,16 @@ def text_history(history: Sequence[dict]) -> list[dict]:
 
 def respond(assistant, question: str, history: list[dict], filters: Filters = Filters(),
             on_answer: Callable[[Answer], None] | None = None,
-            capacity: Capacity | None = None, observer: Observer | None = None) -> Iterator[tuple[list, str]]:
+            capacity: Capacity | None = None, observer: Observer | None = None,
+            lang: str = i18n.DEFAULT) -> Iterator[tuple[list, str]]:
     """The chat handler: yields (chat history, sources html) as the answer streams in;
     `on_answer` gets the final `Answer` before the last update. `capacity`: the answer slots
     shared with the API; the answer holds one while it is computed. `observer`: where the
-    question's outcome goes (the question log, the metrics)."""
+    question's outcome goes (the question log, the metrics). `lang`: the reader's language."""
     history = text_history(history)
     earlier = user_questions(history)
-    history = history + [user_message(question), {"role": "assistant", "content": "*Searching the articles…*"}]
+    searching = "*" + md_escape(i18n.say(lang, N_("Searching the articles…"))) + "*"
+    history = history + [user_message(question), {"role": "assistant", "content": searching}]
     yield list(history), ""
     answer, draft = None, ""
     try:
@@ -229,15 +251,15 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
                     answer = piece
                     answered(answer)
     except AssistantError as exc:  # Busy included: "…every answer slot is taken. Please try again in 10 s."
-        history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(str(exc))}"}
+        history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(i18n.say(lang, exc))}"}
         yield history, ""
         return
     except Exception:  # never a traceback in the chat
         log.exception("answering %r failed", question[:200])
-        history[-1] = {"role": "assistant", "content": "⚠️ Something went wrong on our side. Please try again."}
+        history[-1] = {"role": "assistant", "content": f"⚠️ {md_escape(i18n.say(lang, SOMETHING_WRONG))}"}
         yield history, ""
         return
-    text = answer_markdown(answer)
+    text = answer_markdown(answer, lang)
     # Stream word by word up to the source list, then everything at once (a draft was streamed already).
     words = [] if draft else text.split(" ")
     for i in range(0, len(words), 6):
@@ -246,7 +268,7 @@ def respond(assistant, question: str, history: list[dict], filters: Filters = Fi
     history[-1] = {"role": "assistant", "content": text}
     if on_answer is not None:
         on_answer(answer)
-    yield history, sources_html(answer)
+    yield history, sources_html(answer, lang)
 
 
 def feedback_record(question: str, answer: Answer, settings: dict) -> dict:
@@ -260,6 +282,20 @@ def rating_of(liked) -> str | None:
     return {True: "up", False: "down", "Like": "up", "Dislike": "down"}.get(liked)
 
 
+# Where Gradio's page looks for a language (the browser's `navigator.language`, then its base
+# language): Simplified Chinese under its regional tags only, so zh-TW keeps English labels.
+GRADIO_LOCALES = {"zh_Hans": ("zh-CN", "zh-SG", "zh-Hans"), "ru": ("ru",), "ar": ("ar",)}
+
+
+def labels():
+    """`gr.I18n` holding the chat page's labels (every string marked in `build_app`) in each shipped
+    language, keyed by the English; the page translates them to the browser's language."""
+    import gradio as gr
+
+    table = {tag: i18n.messages_of(code, "web/ui.py") for code, tags in GRADIO_LOCALES.items() for tag in tags}
+    return gr.I18n(en={m: m for m in table["ru"]}, **table)
+
+
 def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size: int = QUEUE_SIZE,
               feedback: FeedbackStore | None = None, feedback_limiter=None, capacity: Capacity | None = None,
               observer: Observer | None = None):
@@ -271,35 +307,36 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
     import gradio as gr
 
     feedback = feedback or FeedbackStore(feedback_path(assistant.settings.storage))
+    L = labels()  # a component's fixed text, translated by the page to the browser's language
     with gr.Blocks(title="Policy Desk") as app:
-        gr.Markdown(header_markdown(desk_scope(assistant)), elem_id="desk-header")
+        header = gr.Markdown(header_markdown(desk_scope(assistant)), elem_id="desk-header")
         # message index → what produced that answer (`feedback_record`); index → (entry id, token) once rated
         shown, rated, commenting = gr.State({}), gr.State({}), gr.State(None)
         with gr.Row():
             with gr.Column(scale=3, min_width=280):
-                chat = gr.Chatbot(label="Chat", height=480, elem_id="chat", buttons=["copy"],
+                chat = gr.Chatbot(label=L(N_("Chat")), height=480, elem_id="chat", buttons=["copy"],
                                   feedback_options=("Like", "Dislike"))
                 with gr.Group(visible=False, elem_id="feedback-comment") as comment_group:
-                    comment = gr.Textbox(label="What was right or wrong with that answer? (optional)", max_lines=4,
+                    comment = gr.Textbox(label=L(N_("What was right or wrong with that answer? (optional)")), max_lines=4,
                                          max_length=MAX_COMMENT, elem_id="feedback-text")
-                    send_comment = gr.Button("Send comment", size="sm", elem_id="feedback-send")
+                    send_comment = gr.Button(L(N_("Send comment")), size="sm", elem_id="feedback-send")
                 feedback_status = gr.Markdown("", elem_id="feedback-status")
-                question = gr.Textbox(placeholder="Ask about the articles…", show_label=False,
+                question = gr.Textbox(placeholder=L(N_("Ask about the articles…")), show_label=False,
                                       elem_id="question", max_lines=4, submit_btn=True)
                 with gr.Row():
-                    clear = gr.ClearButton([chat, question], value="Clear chat")
-                    copy = gr.Button("Copy answer as Markdown", elem_id="copy-answer", interactive=False)
+                    clear = gr.ClearButton([chat, question], value=L(N_("Clear chat")))
+                    copy = gr.Button(L(N_("Copy answer as Markdown")), elem_id="copy-answer", interactive=False)
                 if examples:
-                    gr.Examples(examples=[[e] for e in examples], inputs=[question], label="Try")
-                with gr.Accordion("Filters", open=False):
+                    gr.Examples(examples=[[e] for e in examples], inputs=[question], label=L(N_("Try")))
+                with gr.Accordion(L(N_("Filters")), open=False):
                     with gr.Row():
-                        only = gr.Dropdown(choices=assistant.sources, value=[], multiselect=True, label="Outlets",
+                        only = gr.Dropdown(choices=assistant.sources, value=[], multiselect=True, label=L(N_("Outlets")),
                                            elem_id="filter-sources")
-                        since = gr.Textbox(value="", label="From (YYYY-MM-DD)", elem_id="filter-since")
-                        until = gr.Textbox(value="", label="Until (YYYY-MM-DD)", elem_id="filter-until")
+                        since = gr.Textbox(value="", label=L(N_("From (YYYY-MM-DD)")), elem_id="filter-since")
+                        until = gr.Textbox(value="", label=L(N_("Until (YYYY-MM-DD)")), elem_id="filter-until")
             with gr.Column(scale=2, min_width=280):
-                gr.Markdown("## Sources")
-                sources = gr.HTML("<p class='pd-empty'>Sources for the latest answer appear here.</p>",
+                gr.Markdown("## " + L(N_("Sources")))
+                sources = gr.HTML("<p class='pd-empty'>" + L(N_("Sources for the latest answer appear here.")) + "</p>",
                                   elem_id="sources", js_on_load=None)
         # The latest answer as Markdown, and its question, for "Copy answer" (which runs in the browser).
         latest_markdown = gr.Textbox(visible=False, elem_id="latest-markdown")
@@ -314,8 +351,10 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
         def on_submit(q, history, outlets=(), start="", end="", answers=None, request=None):
             answers = dict(answers or {})
 
-            def refused(message: str):
-                turn = [user_message(q), {"role": "assistant", "content": f"⚠️ {md_escape(message)}"}]
+            lang = i18n.of_request(request)
+
+            def refused(message) -> tuple:
+                turn = [user_message(q), {"role": "assistant", "content": f"⚠️ {md_escape(i18n.say(lang, message))}"}]
                 return text_history(history) + turn, "", answers
 
             wait = limiter.wait(request.request or request) if limiter and request else 0
@@ -325,12 +364,12 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
             try:
                 filters = Filters.parse(outlets, start, end)
             except AssistantError as exc:
-                yield refused(str(exc))
+                yield refused(exc)
                 return
             got: list[Answer] = []
             settings = answer_settings(assistant.settings, filters, user_questions(history or []))
             for messages, cards in respond(assistant, q, history or [], filters, on_answer=got.append,
-                                           capacity=capacity, observer=observer):
+                                           capacity=capacity, observer=observer, lang=lang):
                 if got:
                     answers[len(messages) - 1] = feedback_record(q, got[0], settings)
                 yield messages, cards, answers
@@ -364,6 +403,12 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
 
         ask_shared.__annotations__["request"] = gr.Request
 
+        def heading(request: gr.Request):
+            """The heading in the reader's language (the page is built once, in English)."""
+            return header_markdown(desk_scope(assistant), i18n.of_request(request))
+
+        heading.__annotations__ = {"request": gr.Request}
+        app.load(heading, None, header, api_visibility="private")
         shared = gr.State("")
         app.load(shared_question, None, [question, shared], api_visibility="private").then(
             ask_shared, [shared, *ask["inputs"][1:]], ask["outputs"], api_visibility="private").then(
@@ -373,7 +418,7 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
         def too_fast(request) -> str:
             """The refusal when this reader sends feedback faster than the limit, else ""."""
             wait = feedback_limiter.wait(request.request or request) if feedback_limiter and request else 0
-            return f"⚠️ {md_escape(over_limit(wait))}" if wait else ""
+            return f"⚠️ {md_escape(i18n.say(i18n.of_request(request), over_limit(wait)))}" if wait else ""
 
         def on_like(answers, ratings, data: gr.LikeData, request=None):
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -390,9 +435,9 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
                     ratings[index] = feedback.add(record["question"], record["answer"], rating, "", record["citations"],
                                                   record["settings"], via="chat")
             except AssistantError as exc:
-                return ratings, None, gr.update(visible=False), f"⚠️ {md_escape(str(exc))}"
+                return ratings, None, gr.update(visible=False), f"⚠️ {md_escape(i18n.say(i18n.of_request(request), exc))}"
             return (ratings, index, gr.update(visible=True),
-                    "Thanks for the feedback. Tell us more below, if you like.")
+                    md_escape(i18n.say(i18n.of_request(request), N_("Thanks for the feedback. Tell us more below, if you like."))))
 
         on_like.__annotations__ = {"data": gr.LikeData, "request": gr.Request}
         chat.like(on_like, [shown, rated], [rated, commenting, comment_group, feedback_status])
@@ -405,8 +450,8 @@ def build_app(assistant, examples: Sequence[str] = (), limiter=None, queue_size:
             try:
                 feedback.amend(*ratings[index], comment=text.strip())
             except AssistantError as exc:
-                return gr.skip(), gr.skip(), f"⚠️ {md_escape(str(exc))}"
-            return "", gr.update(visible=False), "Comment sent. Thank you!"
+                return gr.skip(), gr.skip(), f"⚠️ {md_escape(i18n.say(i18n.of_request(request), exc))}"
+            return "", gr.update(visible=False), md_escape(i18n.say(i18n.of_request(request), N_("Comment sent. Thank you!")))
 
         on_comment.__annotations__["request"] = gr.Request
 
@@ -429,7 +474,7 @@ def mount_chat(server, assistant, web: WebSettings = WebSettings(), *, limiter=N
 
     blocks = build_app(assistant, web.examples, limiter=limiter, queue_size=web.queue_size, feedback=feedback,
                        feedback_limiter=feedback_limiter, capacity=capacity, observer=observer)
-    server = gr.mount_gradio_app(server, blocks, path="/", css=CSS, footer_links=["api"],
+    server = gr.mount_gradio_app(server, blocks, path="/", css=CSS, footer_links=["api"], i18n=labels(),
                                  root_path=web.root_path or None, max_file_size=0, enable_monitoring=False)
     # Gradio checks where a file named in a request may come from only once the app "has launched"
     # (`processing_utils._check_allowed`), which `launch()` marks and `mount_gradio_app` does not:

@@ -1,10 +1,13 @@
 import re
 
+import pytest
+
 from assistant.answering.base import refusal
 from assistant.schema import Answer, CheckedSentence, Chunk, Citation, Hit, Verification
 from assistant.web.ui import (answer_markdown, md_escape, md_unescape, respond, sources_html, text_history,
                               user_message, user_questions, verification_line)
-from conftest import SHARED_LINK_PAYLOAD
+from conftest import SHARED_LINK_PAYLOAD, TRADE_QUESTION
+from test_app import browser  # noqa: F401  (the module's Chromium, a fixture)
 
 HOSTILE_TITLE = "<script>alert(1)</script><img src=x onerror=alert(2)> [click](javascript:alert(3))"
 HOSTILE_TEXT = "Before. <img src=x onerror=alert(4)> The quote is here. After <script>alert(5)</script>."
@@ -190,3 +193,76 @@ def test_respond_hands_the_answer_over_for_feedback(seed_assistant):
     assert record["citations"][0]["link"].startswith("https://example.org/wheat#:~:text=")
     assert [rating_of(v) for v in (True, False, "Like", "Dislike", None, "Spam")] == ["up", "down", "up", "down",
                                                                                       None, None]
+
+
+def test_renderers_speak_the_readers_language_and_keep_the_articles_words():
+    from dataclasses import replace
+
+    from assistant import i18n
+    from assistant.answering.base import NOT_COVERED
+    from assistant.schema import ArticleRef
+
+    refused = refusal(closest=[ArticleRef("a.md", "Port strike ends", "Wire", "", "https://x.org/a")])
+    md = answer_markdown(refused, "ru")
+    assert md_escape(i18n.say("ru", NOT_COVERED)) in md and "don't cover" not in md
+    assert md_escape(i18n.say("ru", "The closest articles I have:")) in md and "Port strike ends" in md
+    assert md_escape(i18n.say("ru", "date unknown")) in md
+    assert i18n.say("zh_Hans", "No sources: the answer cites nothing.") in sources_html(refused, "zh_Hans")
+    answered = _answer(url="https://example.org/story")
+    md = answer_markdown(answered, "ar")
+    assert "The quote is here." in md  # the article's words as written
+    assert f"**{md_escape(i18n.say('ar', 'Sources'))}**" in md and "**Sources**" not in md
+    assert "Passage in context" not in sources_html(answered, "ar")
+    checked = replace(answered, verification=Verification("gguf:m", sentences=(
+        CheckedSentence("a", "verified", (1,), (1,), 0.9), CheckedSentence("b", "unsupported", (), (1,), 0.1))))
+    t = i18n.translations("zh_Hans")
+    assert verification_line(checked, "zh_Hans") == "; ".join([
+        t.ngettext("✓ {kept} of {total} sentence the model wrote checked against the cited passage",
+                   "✓ {kept} of {total} sentences the model wrote checked against the cited passage", 2)
+        .format(kept=1, total=2),
+        t.ngettext("{n} unsupported sentence removed", "{n} unsupported sentences removed", 1).format(n=1)]) + "."
+    assert "sentence" not in verification_line(checked, "zh_Hans")
+
+
+@pytest.mark.slow
+def test_the_chat_page_in_russian_labels_heading_answers_and_refusals(seed_assistant, seed_index, browser):
+    """A reader whose browser asks for Russian: Gradio's labels (ours through `gr.I18n`, its own
+    from Gradio), the heading, the answer's fixed wording and a refusal in Russian; the quote in
+    the article's English."""
+    from playwright.sync_api import expect
+
+    from assistant import i18n
+    from assistant.config import Settings
+    from assistant.web.server import build_server
+    from test_api import ANSWER_MS, Uvicorn, Watched
+
+    ru = lambda s: i18n.say("ru", s)  # noqa: E731
+    server = Uvicorn(build_server(seed_assistant, Settings.of(index_dir=seed_index, rate_limit="500/minute")))
+    w = Watched(browser, viewport=(1280, 900), locale="ru-RU")  # navigator.language and Accept-Language
+    try:
+        page = w.page
+        page.goto(server.url + "/")
+        box = page.locator("#question textarea")
+        expect(box).to_have_attribute("placeholder", ru("Ask about the articles…"))
+        expect(page.get_by_role("button", name=ru("Clear chat"))).to_be_visible()
+        expect(page.locator("#desk-header")).to_contain_text(ru("Answers quote and cite the passage each claim comes "
+                                                                "from; if the articles don't cover a question, it says so."))
+        expect(page.locator("#sources")).to_contain_text(ru("Sources for the latest answer appear here."))
+
+        box.fill(TRADE_QUESTION)
+        box.press("Enter")
+        expect(page.locator("#sources .pd-source").first).to_be_visible(timeout=ANSWER_MS)
+        reply = page.locator("#chat [data-testid='bot']").last
+        expect(reply).to_contain_text(ru("Sources"))
+        assert "40.7 per cent" in reply.inner_text()
+        expect(page.locator("#sources summary").first).to_have_text(ru("Passage in context"))
+
+        box.fill("What is the population of Brazil?")
+        box.press("Enter")
+        refused = page.locator("#chat [data-testid='bot']").nth(1)
+        expect(refused).to_contain_text(ru("The articles I have don't cover this."), timeout=ANSWER_MS)
+        assert "don't cover" not in refused.inner_text()
+    finally:
+        w.close()
+        server.close()
+    assert w.dialogs == [] and w.errors == []

@@ -10,9 +10,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ... import i18n
-from ...errors import AssistantError
-from ...i18n import N_
-from ..deps import ASKING, PROBLEMS, Ask, Web, language
+from ...errors import SOMETHING_WRONG, AssistantError
+from ..deps import ASKING, PROBLEMS, Ask, Web
 from ..observe import channel_of
 from ..schemas import AnswerOut
 
@@ -20,13 +19,11 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-SOMETHING_WRONG = N_("Something went wrong on our side. Please try again.")
-
 
 @router.post("/ask", response_model=AnswerOut, dependencies=ASKING, responses=PROBLEMS,
              summary="A cited answer")  # no `verification` without a model; a `link` may be null
 def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
-    lang = language(request)
+    lang = i18n.of_request(request)
     try:
         with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
             answer = web.assistant.ask(body.question, body.history, body.filters.filters())
@@ -43,7 +40,7 @@ def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
                          "deltas are its draft as it is generated; `answer` holds the verified text, which "
                          "replaces the draft.")
 def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEvent]:
-    streamed, lang = False, language(request)
+    streamed, lang = False, i18n.of_request(request)
     try:
         with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
             for piece in web.assistant.ask_stream(body.question, body.history, body.filters.filters()):

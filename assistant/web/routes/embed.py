@@ -144,7 +144,7 @@ def embed_page(options: EmbedOptions, scope: str, max_chars: int) -> str:
     template = _environment(options.lang).get_template("embed.html")
     config = {"lang": i18n.language(options.lang).tag, "max_chars": int(max_chars), "accent": options.accent,
               "filters": options.filters(), "host_origin": options.host,
-              "messages": i18n.script_messages(options.lang, "embed.js")}
+              "messages": i18n.messages_of(options.lang, "static/embed.js")}
     return template.render(language=i18n.language(options.lang), theme=options.theme, title=options.title,
                            placeholder=options.placeholder, welcome=options.welcome, suggestions=options.suggestions,
                            sources=options.sources, scope=scope, max_chars=int(max_chars), config=config,
@@ -178,7 +178,7 @@ def widget_script(allowed: tuple[str, ...]) -> str:
     `frame-ancestors` anyway), the shipped languages and the widget's own few messages in each."""
     settings = {"allowed": list(allowed), "languages": [i18n.language(c).tag.split("-")[0] for c in i18n.LOCALES],
                 "rtl": [i18n.language(c).tag for c in i18n.LOCALES if i18n.language(c).direction == "rtl"],
-                "messages": {i18n.language(c).tag: i18n.script_messages(c, "widget.js") for c in i18n.LOCALES}}
+                "messages": {i18n.language(c).tag: i18n.messages_of(c, "static/widget.js") for c in i18n.LOCALES}}
     return _static("widget.js").replace('"__POLICY_DESK_SETTINGS__"', json.dumps(settings, ensure_ascii=True), 1)
 
 
