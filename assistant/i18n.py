@@ -155,6 +155,17 @@ def say(code: str, message) -> str:
     return t.gettext(str(message))
 
 
+def answer_in(code: str, answer):
+    """`answer` (a `schema.Answer`) with its fixed wording in `code`: a refusal's text and a
+    notice; what the articles say stays as written."""
+    from dataclasses import replace
+
+    if code == DEFAULT:
+        return answer
+    return replace(answer, text=say(code, answer.text) if answer.refused else answer.text,
+                   notice=say(code, answer.notice) if answer.notice else answer.notice)
+
+
 def messages_of(code: str, source: str) -> dict[str, str]:
     """The translations of the strings marked in one file (`source`: the end of its path, e.g.
     "static/embed.js"), msgid → text, for a page to carry; {} in English. Found by where each

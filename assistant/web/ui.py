@@ -102,18 +102,18 @@ def source_line(c: Citation, lang: str = i18n.DEFAULT) -> str:
 def answer_markdown(answer: Answer, lang: str = i18n.DEFAULT) -> str:
     """The chat message: the answer with `[n]` as links to its source card, then the source list;
     the fixed wording (a refusal, notices, headings) in `lang`, the articles' words as written."""
-    notice = i18n.say(lang, answer.notice) if answer.notice else ""
+    answer = i18n.answer_in(lang, answer)
     if answer.refused:
         closest = "".join(f"\n- {article_line(a, lang)}" for a in answer.closest)
         named = md_escape(i18n.say(lang, N_("The closest articles I have:")))
-        return (md_escape(i18n.say(lang, answer.text)) + (f"\n\n*{md_escape(notice)}*" if notice else "")
+        return (md_escape(answer.text) + (f"\n\n*{md_escape(answer.notice)}*" if answer.notice else "")
                 + (f"\n\n{named}{closest}" if closest else ""))
     pieces = _CITE.split(answer.text)  # text, n, text, n, ...
     # Each text piece keeps its own edge spaces: "… University [1] China …" never runs together.
     body = "".join(_spaced(p) if i % 2 == 0 else f"[\\[{p}\\]](#source-{p})" for i, p in enumerate(pieces))
     body = (f"**{md_escape(answer.lead)}** — " if answer.lead else "") + body
     sources = "\n".join(f"- {source_line(c, lang)}" for c in answer.citations)
-    note = "".join(f"\n\n*{md_escape(line)}*" for line in (notice, verification_line(answer, lang)) if line)
+    note = "".join(f"\n\n*{md_escape(line)}*" for line in (answer.notice, verification_line(answer, lang)) if line)
     heading = md_escape(i18n.say(lang, N_("Sources")))
     return f"{body}{note}\n\n**{heading}**\n{sources}"
 

@@ -28,7 +28,7 @@ def ask(body: Ask, web: Web, request: Request) -> AnswerOut:
         with web.observer.asking(channel_of(request), body.question, request.state.asked_at) as answered:
             answer = web.assistant.ask(body.question, body.history, body.filters.filters())
             answered(answer)
-        return in_language(AnswerOut.of(answer), lang)
+        return AnswerOut.of(i18n.answer_in(lang, answer))
     except AssistantError as exc:  # e.g. the index is not there
         raise HTTPException(503, detail=i18n.say(lang, exc)) from None
 
@@ -49,7 +49,7 @@ def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEven
                     yield ServerSentEvent(event="delta", data={"text": piece})
                 else:
                     answered(piece)
-                    result = in_language(AnswerOut.of(piece), lang)
+                    result = AnswerOut.of(i18n.answer_in(lang, piece))
     except AssistantError as exc:
         yield ServerSentEvent(event="error", data={"detail": i18n.say(lang, exc)})
         return
@@ -63,15 +63,6 @@ def ask_stream(body: Ask, web: Web, request: Request) -> Iterator[ServerSentEven
         for piece in pieces(result.answer):
             yield ServerSentEvent(event="delta", data={"text": piece})
     yield ServerSentEvent(event="answer", data=result.model_dump(mode="json"))
-
-
-def in_language(out: AnswerOut, lang: str) -> AnswerOut:
-    """The answer's fixed wording (a refusal, a notice) in the reader's language; what the
-    articles say is theirs, in theirs."""
-    if lang == i18n.DEFAULT:
-        return out
-    return out.model_copy(update={"answer": i18n.say(lang, out.answer) if out.refused else out.answer,
-                                  "notice": i18n.say(lang, out.notice) if out.notice else out.notice})
 
 
 def pieces(text: str, words: int = 6) -> list[str]:
