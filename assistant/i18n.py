@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -140,6 +141,22 @@ def translations(code: str) -> gettext.NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
+_GROUPED = re.compile(r"\{(\w+):,\}")
+
+
+def fill(code: str, text: str, **params) -> str:
+    """`text.format(**params)`, numbers written as `code` writes them: "{count:,}" of 20000 is
+    "20,000" in English, "20 000" in Russian (Babel's `format_decimal`)."""
+    from babel.numbers import format_decimal
+
+    if code != DEFAULT:
+        grouped = set(_GROUPED.findall(text))
+        text = _GROUPED.sub(r"{\1}", text)
+        params = {k: format_decimal(v, locale=code) if k in grouped and isinstance(v, int) else v
+                  for k, v in params.items()}
+    return text.format(**params)
+
+
 def say(code: str, message) -> str:
     """`message` (a str marked with `N_`, a `Text` or an `AssistantError`) in `code`; a message no
     catalogue holds comes back as it was."""
@@ -149,7 +166,7 @@ def say(code: str, message) -> str:
         text = t.gettext(template)
         params = {k: say(code, v) if isinstance(v, Text) else v for k, v in message.params.items()}
         try:
-            return text.format(**params) if params else text
+            return fill(code, text, **params) if params else text
         except (KeyError, IndexError, ValueError):  # a translation with a broken placeholder: the English
             return str(message)
     return t.gettext(str(message))

@@ -9,6 +9,7 @@ import string
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
+from babel.numbers import format_decimal
 
 from assistant import i18n
 from assistant.errors import BadQuestion
@@ -41,7 +42,8 @@ def test_errors_and_texts_are_said_in_the_readers_language():
     assert i18n.say("en", error) == str(error)
     for code in TRANSLATED:
         said = i18n.say(code, error)
-        assert said != str(error) and "2,345" in said and "2,000" in said, (code, said)
+        assert said != str(error) and format_decimal(2345, locale=code) in said, (code, said)
+    assert "2\xa0345" in i18n.say("ru", error) and "2\xa0000" in i18n.say("ru", error)  # Russian groups by spaces
     # A value that is a Text is translated too (the rate limit's period).
     refusal = Text(N_("You're asking faster than this assistant allows ({amount} questions per {period}). "
                       "Please try again in {wait} s."), amount=20, period=Text(N_("minute")), wait=7)

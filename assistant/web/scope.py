@@ -6,9 +6,10 @@ lexical index's article list, once per index build (`Retriever.summary`).
 
 from __future__ import annotations
 
-import gettext
 from dataclasses import dataclass
 from typing import Iterable
+
+from .. import i18n
 
 
 # Outlets named in one line of text; the rest are counted ("and 9 more").
@@ -23,33 +24,32 @@ class Scope:
     last_date: str = ""
     undated: int = 0  # articles without a date
 
-    @property
-    def count_text(self) -> str:
-        return self.count_in(gettext.NullTranslations())
+    def count_text(self, lang: str = i18n.DEFAULT) -> str:
+        """ "503 articles", in `lang`."""
+        t = i18n.translations(lang)
+        return i18n.fill(lang, t.ngettext("{count:,} article", "{count:,} articles", self.articles), count=self.articles)
 
-    def count_in(self, t: gettext.NullTranslations) -> str:
-        return t.ngettext("{count:,} article", "{count:,} articles", self.articles).format(count=self.articles)
-
-    def describe(self, t: gettext.NullTranslations | None = None) -> str:
+    def describe(self, lang: str = i18n.DEFAULT) -> str:
         """One line for readers, without a full stop: "503 articles from Reuters, AP, BBC and 9 more,
-        2021-03-01 to 2024-05-10 (2 of unknown date)"; in the language of `t` (`i18n.translations`)."""
-        t = t or gettext.NullTranslations()
+        2021-03-01 to 2024-05-10 (2 of unknown date)"; in `lang`."""
+        t = i18n.translations(lang)
         if not self.articles:
             return t.gettext("No articles yet")
-        line = self.count_in(t)
+        line = self.count_text(lang)
         names = [name for name, _ in self.outlets]
         if names:
             shown, rest = names[:NAMED_OUTLETS], len(names) - NAMED_OUTLETS
-            outlets = (t.gettext("{outlets} and {more} more").format(outlets=", ".join(shown), more=rest) if rest > 0
-                       else shown[0] if len(shown) == 1
+            outlets = (i18n.fill(lang, t.gettext("{outlets} and {more} more"), outlets=", ".join(shown), more=rest)
+                       if rest > 0 else shown[0] if len(shown) == 1
                        else t.gettext("{outlets} and {last}").format(outlets=", ".join(shown[:-1]), last=shown[-1]))
             line = t.gettext("{articles} from {outlets}").format(articles=line, outlets=outlets)
         if self.first_date:
             span = (self.first_date if self.first_date == self.last_date
                     else t.gettext("{first} to {last}").format(first=self.first_date, last=self.last_date))
             if self.undated:
-                span = t.gettext("{dates} {undated}").format(dates=span, undated=t.ngettext(
-                    "({count:,} of unknown date)", "({count:,} of unknown date)", self.undated).format(count=self.undated))
+                undated = i18n.fill(lang, t.ngettext("({count:,} of unknown date)", "({count:,} of unknown date)",
+                                                     self.undated), count=self.undated)
+                span = t.gettext("{dates} {undated}").format(dates=span, undated=undated)
         else:
             span = t.gettext("date unknown")
         return t.gettext("{articles}, {dates}").format(articles=line, dates=span)

@@ -183,7 +183,7 @@ def header_markdown(scope: Scope, lang: str = i18n.DEFAULT) -> str:
     if not scope.articles:
         return "# Policy Desk\n" + md_escape(i18n.say(lang, N_("No articles yet: run `python -m assistant ingest`.")))
     t = i18n.translations(lang)
-    line, count = scope.describe(t), scope.count_in(t)
+    line, count = scope.describe(lang), scope.count_text(lang)
     rest = line[len(count):]  # " from …, dates" or ", date unknown"
     what = (f"**{md_escape(count)}**" + (" " if rest.startswith(" ") else "") + md_escape(rest)
             if line.startswith(count) else md_escape(line))

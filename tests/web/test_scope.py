@@ -31,3 +31,9 @@ def test_desk_scope_is_computed_once_per_bm25_index(seed_assistant):
     assert scope.articles == 3 and scope.undated == 1
     assert dict(scope.outlets) == {"South China Morning Post": 1, "Plains Daily": 1, "Metro Gazette": 1}
     assert desk_scope(seed_assistant) is scope  # cached
+
+
+def test_the_scope_line_in_russian_groups_thousands_as_russian_does():
+    many = scope_of([chunk(f"a{i}", "Wire", "2024-05-01") for i in range(1000)])
+    assert many.describe("ru").startswith("1\xa0000 ")
+    assert many.describe().startswith("1,000 articles")

@@ -164,7 +164,7 @@ def frame_ancestors(origins: tuple[str, ...]) -> str:
 def embed(web: Web, request: Request):  # a plain def: FastAPI runs it in its thread pool, off the event loop
     origins = web.settings.web.embed_allowed_origins
     options = EmbedOptions.of(request, origins)
-    scope = desk_scope(web.assistant).describe(i18n.translations(options.lang))
+    scope = desk_scope(web.assistant).describe(options.lang)
     page = embed_page(options, scope, web.settings.answers.max_question_chars)
     policy = (f"default-src 'none'; {embed_sources()}; connect-src 'self'; base-uri 'none'; form-action 'none'"
               + (f"; {frame_ancestors(origins)}" if origins else ""))
